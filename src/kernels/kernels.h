@@ -1,0 +1,108 @@
+/* kernels.h — the compute kernels of the forward pass.
+ *
+ * Every operation has a scalar reference in ref.c (the oracle, kept forever)
+ * and optionally faster versions (cpu_avx2.c, cpu_avx512.c, cuda/) with the
+ * SAME signature; dispatch.c picks one table per CPU at context creation and
+ * tests compare each against the reference on random data.
+ *
+ * Ternary weight layout ("T2R": ternary 2-bit rows), used for every linear:
+ *   W is [M rows (outputs), K cols (inputs)]. Each row is padded with zeros to
+ *   Kp = round_up(K, 128) and cut into Kp/128 blocks of 32 bytes. Codes are
+ *   bitnet.cpp's I2_S: 0b00 = -1, 0b01 = 0, 0b10 = +1 (0b11 reads as 0).
+ *   In block byte b (0..31): bits 7:6 = element b, bits 5:4 = element b+32,
+ *   bits 3:2 = element b+64, bits 1:0 = element b+96.
+ *   Row stride = Kp/4 bytes. When K % 128 == 0 this is byte-identical to a
+ *   bitnet.cpp I2_S tensor (minus its 32-byte tail), so GGUF files map
+ *   zero-copy.
+ *
+ * Activations are quantized per token to int8 with the row zero-padded to Kp:
+ *   q = clamp(rint(x * 127 / max(absmax, 1e-5)), -128, 127)
+ *   x_scale = max(absmax, 1e-5) / 127  (multiply the integer dot by it)
+ *   x_sum   = sum of q (lets kernels use unsigned codes: w = code - 1)
+ */
+#ifndef BN_KERNELS_H
+#define BN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bitnet.h"
+
+#define BN_QK 128 /* ternary block: elements per 32-byte block */
+
+static inline int bn_pad_k(int k) { return (k + BN_QK - 1) / BN_QK * BN_QK; }
+static inline size_t bn_t2r_row_bytes(int k) { return (size_t)bn_pad_k(k) / 4; }
+
+/* Decode/encode one ternary element of a T2R row. */
+static inline int bn_t2r_get(const uint8_t *row, int k) {
+    int blk = k / BN_QK, j = k % BN_QK;
+    int byte = j % 32, grp = j / 32;
+    int code = (row[blk * 32 + byte] >> (6 - 2 * grp)) & 3;
+    return code == 3 ? 0 : code - 1;
+}
+static inline void bn_t2r_set(uint8_t *row, int k, int w /* -1,0,1 */) {
+    int blk = k / BN_QK, j = k % BN_QK;
+    int byte = j % 32, grp = j / 32, sh = 6 - 2 * grp;
+    uint8_t *p = &row[blk * 32 + byte];
+    *p = (uint8_t)((*p & ~(3 << sh)) | ((w + 1) << sh));
+}
+
+/* Quantize n_tokens rows of x [n_tokens, k] (row stride ldx) to int8 rows of
+ * length bn_pad_k(k) (stride ldq, zero-padded), one scale and sum per token. */
+typedef void (*bn_quantize_act_fn)(const float *x, size_t ldx, int k, int n_tokens,
+                                   int8_t *q, size_t ldq, float *x_scale, int32_t *x_sum);
+
+/* Ternary x int8 product for output rows [m0, m1):
+ *   y[n*ldy + m] = (sum_k W[m,k] * q[n*ldq + k]) * w_scale * x_scale[n]
+ * W: T2R [M, k] with row stride bn_t2r_row_bytes(k); q: [n_tokens, Kp]. The
+ * integer sum is exact (int32). n_tokens == 1 is the decode GEMV. */
+typedef void (*bn_tgemm_fn)(const uint8_t *W, int k, const int8_t *q, size_t ldq,
+                            const float *x_scale, const int32_t *x_sum, int n_tokens,
+                            float w_scale, float *y, size_t ldy, int m0, int m1);
+
+/* Dense head: logits[n*ldl + v] = dot(E[v, :], h[n*ldh + :]) for v in [v0, v1).
+ * E: [n_vocab, n_embd] rows in type et (F32, F16 or BF16). */
+typedef void (*bn_head_fn)(const void *E, bn_type et, int n_embd, const float *h, size_t ldh,
+                           int n_tokens, float *logits, size_t ldl, int v0, int v1);
+
+typedef struct bn_kernels {
+    const char         *name;      /* "ref", "avx2", "avx512vnni", ... */
+    bn_quantize_act_fn  quantize_act;
+    bn_tgemm_fn         tgemm;
+    bn_head_fn          head;
+} bn_kernels;
+
+/* The scalar reference table, and the best table for this CPU. */
+const bn_kernels *bn_kernels_ref(void);
+const bn_kernels *bn_kernels_best(void);
+/* Table by name ("ref", "avx2", "avx512"); NULL if unknown or unsupported here. */
+const bn_kernels *bn_kernels_by_name(const char *name);
+
+/* ---- scalar reference operations (ref.c), one function per operation. */
+void bn_ref_quantize_act(const float *x, size_t ldx, int k, int n_tokens,
+                         int8_t *q, size_t ldq, float *x_scale, int32_t *x_sum);
+void bn_ref_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
+                  const float *x_scale, const int32_t *x_sum, int n_tokens,
+                  float w_scale, float *y, size_t ldy, int m0, int m1);
+void bn_ref_head(const void *E, bn_type et, int n_embd, const float *h, size_t ldh,
+                 int n_tokens, float *logits, size_t ldl, int v0, int v1);
+
+/* out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), f32 throughout. */
+void bn_ref_rmsnorm(const float *x, const float *w, int n, float eps, float *out);
+/* Embedding row of token `id` from E [n_vocab, n_embd] of type et into out. */
+void bn_ref_embed(const void *E, bn_type et, int n_embd, int32_t id, float *out);
+/* NeoX rotate-half RoPE on one head vector of size head_dim in place. */
+void bn_ref_rope(float *v, int head_dim, int pos, float theta);
+/* out[i] = relu(gate[i])^2 * up[i]. */
+void bn_ref_relu2_mul(const float *gate, const float *up, int n, float *out);
+/* out[i] = silu(gate[i]) * up[i] (older `bitnet` arch). */
+void bn_ref_silu_mul(const float *gate, const float *up, int n, float *out);
+/* In-place softmax over n values, f32. */
+void bn_ref_softmax(float *x, int n);
+/* One query head over n_kv cached positions:
+ * out[d] = sum_t softmax_t(q . K[t] * scale) * V[t][d].
+ * K, V rows of head_dim floats with row stride ld (f32 cache). scratch: n_kv floats. */
+void bn_ref_attend_head(const float *q, const float *K, const float *V, size_t ld,
+                        int n_kv, int head_dim, float scale, float *scratch, float *out);
+
+#endif /* BN_KERNELS_H */

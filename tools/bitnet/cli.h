@@ -1,0 +1,32 @@
+/* cli.h — shared helpers for the bitnet command-line program. */
+#ifndef BN_CLI_H
+#define BN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bitnet.h"
+
+#define BN_COMMAND(name, fn, summary) int fn(int argc, char **argv);
+#include "commands.def"
+#undef BN_COMMAND
+
+/* Print "bitnet: <what>: <bn_last_error()>" to stderr; returns 1. */
+int bn_cli_fail(const char *what);
+/* Print a usage error ("bitnet <cmd>: <msg>; see bitnet <cmd> --help"); returns 2. */
+int bn_cli_usage_error(const char *cmd, const char *fmt, ...);
+
+/* True if argv[i] is -h / --help. */
+bool bn_cli_is_help(const char *arg);
+
+/* Parse helpers: return false (after printing a usage error) if invalid. */
+bool bn_cli_parse_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+bool bn_cli_parse_float(const char *cmd, const char *flag, const char *s, double *out);
+/* "1,2,3" -> malloc'd int32 array. */
+bool bn_cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int *n);
+
+/* Fetch the value of a flag that takes one: advances *i. */
+const char *bn_cli_value(const char *cmd, int argc, char **argv, int *i);
+
+#endif
