@@ -155,6 +155,8 @@ typedef struct bn_context_params {
     int32_t   n_threads;   /* 0 = number of online CPUs                        */
     bn_device device;
     bool      all_logits;  /* keep logits of every token, not only requested  */
+    const char *kernels;   /* CPU kernel set: NULL = best for this CPU, or
+                              "ref" (scalar oracle), "avx2", "avx512"        */
     bn_logger logger;
 } bn_context_params;
 
@@ -198,8 +200,350 @@ bn_status bn_context_set_hidden_dump(bn_context *ctx, float *buf, int32_t max_to
 /* -------------------------------------------------------------- tokenizer */
 /* (section owned by src/tokenizer) */
 
+/* Byte-level BPE (LLaMA 3 style). Token "pieces" are raw bytes: a token may
+ * hold part of a UTF-8 character. */
+typedef struct bn_tokenizer bn_tokenizer;
+
+/* path: a tiktoken ranks file (base64 + rank per line; LLaMA 3 special
+ * tokens 128000..128255 are added), a Hugging Face tokenizer.json, a .gguf
+ * file (tokenizer.ggml.*), or a Hugging Face model folder (its
+ * tokenizer.json and tokenizer_config.json). */
+bn_status bn_tokenizer_load(const char *path, bn_tokenizer **out);
+void      bn_tokenizer_free(bn_tokenizer *tok);
+
+int32_t bn_tokenizer_n_vocab(const bn_tokenizer *tok);
+int32_t bn_tokenizer_bos(const bn_tokenizer *tok);  /* -1 if none */
+int32_t bn_tokenizer_eos(const bn_tokenizer *tok);  /* -1 if none */
+int32_t bn_tokenizer_eot(const bn_tokenizer *tok);  /* end of turn, -1 if none */
+/* True for tokens that end generation (eos, eot, eom). */
+bool    bn_tokenizer_is_eog(const bn_tokenizer *tok, int32_t id);
+/* True for control / added tokens (<|begin_of_text|> ...). */
+bool    bn_tokenizer_is_special(const bn_tokenizer *tok, int32_t id);
+/* Id of the token whose text is exactly s (special tokens included), -1 if none. */
+int32_t bn_tokenizer_find(const bn_tokenizer *tok, const char *s);
+/* Chat template stored with the vocabulary (GGUF tokenizer.chat_template or
+ * tokenizer_config.json chat_template), NULL if none. */
+const char *bn_tokenizer_chat_template(const bn_tokenizer *tok);
+
+/* Encode len bytes of text (any bytes; invalid UTF-8 is kept losslessly).
+ * add_bos prepends the BOS token; parse_special makes special-token text
+ * such as "<|eot_id|>" map to its id (otherwise it is plain text).
+ * *ids is allocated: release with free(). */
+bn_status bn_tokenize(const bn_tokenizer *tok, const char *text, size_t len,
+                      bool add_bos, bool parse_special, int32_t **ids, size_t *n_ids);
+
+/* Raw bytes of a token (special tokens give their text); NULL if id is out
+ * of range. */
+const char *bn_token_to_piece(const bn_tokenizer *tok, int32_t id, size_t *len);
+
+/* Concatenate the pieces of ids; with skip_special, control tokens produce
+ * nothing. *text is NUL-terminated, allocated: release with free(). */
+bn_status bn_detokenize(const bn_tokenizer *tok, const int32_t *ids, size_t n,
+                        bool skip_special, char **text, size_t *len);
+
+/* Streaming decoder: holds back an incomplete UTF-8 sequence at the end of
+ * the output until the token that completes it arrives, so every chunk it
+ * returns ends on a character boundary. Bytes that can never become valid
+ * UTF-8 are passed through unchanged (decoding stays lossless); flush emits
+ * whatever is still held back, also unchanged. */
+typedef struct bn_detok_stream bn_detok_stream;
+bn_status bn_detok_stream_create(const bn_tokenizer *tok, bool skip_special,
+                                 bn_detok_stream **out);
+void      bn_detok_stream_free(bn_detok_stream *s);
+void      bn_detok_stream_reset(bn_detok_stream *s);
+/* Returns the bytes ready to emit (*len may be 0); the pointer is valid
+ * until the next call on s. */
+bn_status bn_detok_stream_push(bn_detok_stream *s, int32_t id, const char **text, size_t *len);
+bn_status bn_detok_stream_flush(bn_detok_stream *s, const char **text, size_t *len);
+
+/* ---- chat templates */
+
+typedef struct bn_chat_message {
+    const char *role;     /* "system" | "user" | "assistant" (others: chatml/llama3 only) */
+    const char *content;
+} bn_chat_message;
+
+/* Built-in templates:
+ *  "bitnet" — BitNet b1.58 2B4T (Microsoft's ChatFormat): <|begin_of_text|>,
+ *             then "System: " / "User: " / "Assistant: " + content.strip()
+ *             + <|eot_id|> per message, "Assistant: " to prompt a reply.
+ *             Header and content are tokenized separately, as Microsoft does.
+ *  "llama3" — <|begin_of_text|> <|start_header_id|>role<|end_header_id|>\n\n
+ *             content.strip() <|eot_id|> ...
+ *  "chatml" — <|im_start|>role\ncontent<|im_end|>\n ...
+ * Message text is never parsed for special tokens. *ids: release with free(). */
+bn_status bn_chat_render_ids(const bn_tokenizer *tok, const char *tmpl,
+                             const bn_chat_message *msgs, size_t n_msgs,
+                             bool add_generation_prompt, int32_t **ids, size_t *n_ids);
+/* The same conversation as text (for display and logs). *text: free(). */
+bn_status bn_chat_render_text(const char *tmpl, const bn_chat_message *msgs, size_t n_msgs,
+                              bool add_generation_prompt, char **text);
+/* Pick a built-in template from metadata: the chat template text (GGUF
+ * tokenizer.chat_template or tokenizer_config.json's; may be NULL) and the
+ * architecture name (may be NULL). Returns "chatml", "llama3", "bitnet", or
+ * NULL if nothing matches. */
+const char *bn_chat_template_detect(const char *template_text, const char *arch);
+/* True if name is a built-in template. */
+bool bn_chat_template_known(const char *name);
+
 /* ---------------------------------------------------------------- sampling */
 /* (section owned by src/generate) */
+
+/* Sampling turns a row of logits into one token id. The pipeline, in order:
+ *   logit bias -> penalties (repetition, presence, frequency) -> top-k ->
+ *   softmax with temperature -> top-p -> min-p -> draw.
+ * temperature <= 0 means greedy: the argmax of the adjusted logits (ties go
+ * to the lowest id). Each sampler owns its random generator (xoshiro256**
+ * seeded from `seed`), so the same seed and inputs give the same ids. */
+
+typedef struct bn_logit_bias {
+    int32_t token;
+    float   bias;              /* added to the logit; -INFINITY bans the token */
+} bn_logit_bias;
+
+typedef struct bn_sampler_params {
+    float    temperature;      /* <= 0: greedy                                 */
+    int32_t  top_k;            /* <= 0: off                                    */
+    float    top_p;            /* >= 1: off                                    */
+    float    min_p;            /* <= 0: off (relative to the top probability)  */
+    float    repeat_penalty;   /* 1: off. llama.cpp/CTRL: positive logits are
+                                  divided by it, negative ones multiplied      */
+    int32_t  repeat_last_n;    /* history window of all penalties; -1: all    */
+    float    presence_penalty; /* OpenAI: logit -= presence * (count > 0)      */
+    float    frequency_penalty;/*          logit -= frequency * count          */
+    const bn_logit_bias *logit_bias;  /* copied by bn_sampler_create           */
+    int32_t  n_logit_bias;
+    uint64_t seed;
+} bn_sampler_params;
+
+/* temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, no penalties
+ * (repeat_last_n 64), seed 0. */
+bn_sampler_params bn_sampler_default_params(void);
+
+typedef struct bn_sampler bn_sampler;
+
+bn_status bn_sampler_create(const bn_sampler_params *params, bn_sampler **out);
+void      bn_sampler_free(bn_sampler *s);
+/* Restart the random sequence from a seed. */
+void      bn_sampler_reseed(bn_sampler *s, uint64_t seed);
+const bn_sampler_params *bn_sampler_get_params(const bn_sampler *s);
+
+#define BN_MAX_TOP_LOGPROBS 20
+
+typedef struct bn_token_logprob {
+    int32_t token;
+    float   logprob;
+} bn_token_logprob;
+
+/* Log-probabilities come from the adjusted logits (after bias and penalties)
+ * at temperature 1, before any truncation: the model's distribution as the
+ * sampler saw it. top[] is sorted by decreasing logprob (ties: lower id). */
+typedef struct bn_sample_info {
+    int32_t          token;
+    float            logprob;
+    int32_t          n_top;
+    bn_token_logprob top[BN_MAX_TOP_LOGPROBS];
+} bn_sample_info;
+
+/* Apply logit bias and penalties to logits[n_vocab] in place. history holds
+ * the ids seen so far (prompt and generated, oldest first); only the last
+ * repeat_last_n of them count. */
+bn_status bn_sampler_adjust(const bn_sampler *s, float *logits, int32_t n_vocab,
+                            const int32_t *history, int32_t n_history);
+
+/* Choose a token from logits[n_vocab] (not modified). info may be NULL;
+ * n_top (0..BN_MAX_TOP_LOGPROBS) top alternatives are reported in it.
+ * Fails if every token is banned or n_vocab is not positive. */
+bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
+                            const int32_t *history, int32_t n_history,
+                            int32_t n_top, bn_sample_info *info, int32_t *out_token);
+
+/* ---------------------------------------------------------------- generate */
+
+/* A cancellation flag that another thread (or a signal handler: setting it
+ * is a lock-free atomic store) can raise while a generation runs. */
+typedef struct bn_cancel bn_cancel;
+bn_status bn_cancel_create(bn_cancel **out);
+void      bn_cancel_free(bn_cancel *c);
+void      bn_cancel_request(bn_cancel *c);
+void      bn_cancel_reset(bn_cancel *c);
+bool      bn_cancel_requested(const bn_cancel *c);
+
+typedef struct bn_tokenizer bn_tokenizer;
+
+typedef enum bn_finish_reason {
+    BN_FINISH_NONE = 0,       /* not finished (or failed)                     */
+    BN_FINISH_STOP,           /* a stop token or stop string                  */
+    BN_FINISH_LENGTH,         /* max_tokens or the context is full            */
+    BN_FINISH_CANCELLED,      /* the callback returned false or bn_cancel     */
+} bn_finish_reason;
+
+const char *bn_finish_reason_name(bn_finish_reason r); /* "stop" | "length" | ... */
+
+/* Called once per generated token. piece/len: text that became final with
+ * this token, always whole UTF-8 characters (bytes of an incomplete character
+ * or of a possible stop-string start are held back; len may be 0). A last
+ * call with token -1 flushes held-back text when generation ends. info is the
+ * token's sample info (NULL on the flush call). Return false to stop. */
+typedef bool (*bn_token_callback)(const char *piece, size_t len, int32_t token,
+                                  const bn_sample_info *info, void *user);
+
+typedef struct bn_generate_params {
+    int32_t            max_tokens;   /* new tokens; <= 0: until the context is full */
+    const char *const *stop;         /* stop strings (not part of the output)  */
+    int32_t            n_stop;
+    const int32_t     *stop_ids;     /* extra stop tokens                      */
+    int32_t            n_stop_ids;
+    bool               ignore_eos;   /* don't stop on the model's / tokenizer's
+                                        end tokens                              */
+    int32_t            seq_id;       /* the context sequence to use            */
+    int32_t            n_top_logprobs; /* 0..BN_MAX_TOP_LOGPROBS, for the callback */
+    int32_t            n_batch;      /* max tokens per bn_decode; 0: 512        */
+    bn_cancel         *cancel;       /* may be NULL                             */
+} bn_generate_params;
+
+bn_generate_params bn_generate_default_params(void);
+
+typedef struct bn_generate_result {
+    bn_status        status;       /* per request in bn_generate_batch        */
+    char             error[256];   /* message when status != BN_OK            */
+    int32_t         *ids;          /* [n_gen] every sampled id, a stop token included */
+    int32_t          n_prompt;
+    int32_t          n_gen;
+    char            *text;         /* NUL-terminated generated text without the
+                                      stop token/string; NULL without tokenizer */
+    size_t           text_len;
+    bn_finish_reason finish;
+    double           ttft_s;       /* start -> first token sampled            */
+    double           prompt_s;     /* prompt processing time                  */
+    double           gen_s;        /* first token -> last token               */
+    double           prompt_tps;   /* n_prompt / prompt_s                     */
+    double           gen_tps;      /* (n_gen - 1) / gen_s: decode steps/s     */
+} bn_generate_result;
+
+void bn_generate_result_free(bn_generate_result *r);
+
+/* Generate after `prompt` (appended to what sequence seq_id already holds in
+ * the cache, so a chat can keep its history). The last sampled token is not
+ * decoded: after the call the cache holds the prompt and n_gen - 1 tokens.
+ * The sampler sees the generated ids (and the prompt) as penalty history.
+ * tok may be NULL (ids only: no text, no stop strings). A prompt that does not
+ * fit the context fails with BN_ERR_CONTEXT_FULL; an empty prompt on an empty
+ * sequence fails with BN_ERR_INVALID_ARG. */
+bn_status bn_generate(bn_context *ctx, const bn_model *model, const bn_tokenizer *tok,
+                      bn_sampler *sampler, const int32_t *prompt, int32_t n_prompt,
+                      const bn_generate_params *params, bn_token_callback cb, void *user,
+                      bn_generate_result *result);
+
+/* One request of a batched generation: every active sequence advances by one
+ * token per bn_decode call. Each request uses its own params.seq_id (they
+ * must differ) and its own sampler. */
+typedef struct bn_generate_request {
+    const int32_t     *prompt;
+    int32_t            n_prompt;
+    bn_sampler        *sampler;
+    bn_generate_params params;
+    bn_token_callback  cb;
+    void              *user;
+} bn_generate_request;
+
+/* Per-request failures (e.g. a prompt too long) are reported in
+ * results[i].status/error and the others still run; the call itself fails
+ * only when the batch cannot run at all (bad arguments, a decode error). */
+bn_status bn_generate_batch(bn_context *ctx, const bn_model *model, const bn_tokenizer *tok,
+                            const bn_generate_request *reqs, int32_t n_req,
+                            bn_generate_result *results);
+
+/* -------------------------------------------------------------- perplexity */
+
+/* llama.cpp's method: the ids are cut into n_ids / n_ctx non-overlapping
+ * windows of n_ctx tokens; the first token of each window is replaced by
+ * BOS when bos_id >= 0; the logits of positions n_ctx/2 .. n_ctx-2 score the
+ * next token (n_ctx - n_ctx/2 - 1 per window). */
+typedef struct bn_perplexity_params {
+    int32_t n_ctx;        /* window; must be <= the context's n_ctx           */
+    int32_t bos_id;       /* -1: keep the first token                          */
+    int32_t n_batch;      /* tokens per bn_decode; 0: 512                      */
+    int32_t max_chunks;   /* <= 0: all                                        */
+    int32_t seq_id;
+    /* called after each window; return false to stop early */
+    bool  (*progress)(int32_t chunk, int32_t n_chunks, double ppl, double err, void *user);
+    void   *user;
+} bn_perplexity_params;
+
+typedef struct bn_perplexity_result {
+    double  ppl;           /* exp(mean NLL)                                    */
+    double  ppl_err;       /* ppl * stderr of the mean NLL (llama.cpp's +/-)   */
+    double  nll;           /* mean negative log-likelihood                     */
+    int64_t n_scored;      /* tokens scored                                    */
+    int32_t n_chunks;
+} bn_perplexity_result;
+
+bn_perplexity_params bn_perplexity_default_params(void);
+
+bn_status bn_perplexity(bn_context *ctx, const bn_model *model, const int32_t *ids, int64_t n_ids,
+                        const bn_perplexity_params *params, bn_perplexity_result *result);
+
+/* ---- hub: models by name */
+/* Download models from the Hugging Face Hub (or a mirror) into the cache
+ * layout of Python's huggingface_hub ({cache}/models--ORG--NAME/blobs,
+ * snapshots/{commit}, refs/{rev}), so files are shared both ways. */
+
+typedef struct bn_hub_options {
+    const char *endpoint;   /* NULL: https://huggingface.co                    */
+    const char *token;      /* NULL: anonymous (gated/private repos fail)       */
+    const char *cache_dir;  /* NULL: the default below, from the env fields     */
+    bool        offline;    /* serve from the cache only, never touch network   */
+    bool        progress;   /* progress bar with rate and ETA, only if stderr
+                               is a terminal                                    */
+    int32_t     retries;    /* extra attempts of an interrupted download, each
+                               resuming where the last stopped (HTTP Range)     */
+    uint64_t    size_cap;   /* 0: none; else after a pull, evict least recently
+                               used other models until the cache fits           */
+    /* Captured by bn_hub_default_options (the library itself reads no
+     * environment): the default cache is $HF_HUB_CACHE (-> cache_dir), else
+     * hf_home/hub, else xdg_cache_home/huggingface/hub, else
+     * home/.cache/huggingface/hub. */
+    const char *hf_home;
+    const char *xdg_cache_home;
+    const char *home;
+} bn_hub_options;
+
+/* Defaults from the environment: HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE,
+ * HF_HOME, XDG_CACHE_HOME, HOME, HF_HUB_OFFLINE (1/ON/YES/TRUE). The
+ * returned pointers refer to the environment: copy before setenv. */
+bn_hub_options bn_hub_default_options(void);
+
+/* The cache folder the options select; *dir is malloc'd. */
+bn_status bn_hub_cache_dir(const bn_hub_options *o, char **dir);
+
+/* Make repo ("ORG/NAME") available locally. file NULL: choose — the one
+ * .gguf (several: the one named *i2_s*, else the first), else config.json +
+ * *.safetensors (+ index, tokenizer, generation config). revision NULL:
+ * "main". *local_path (malloc'd) is the file (GGUF or the file asked for)
+ * or the snapshot folder (Hugging Face format). A second pull of a revision
+ * already cached transfers no file. */
+bn_status bn_hub_pull(const char *repo, const char *file, const char *revision,
+                      const bn_hub_options *o, char **local_path);
+
+/* Model "spec" as given to -m: "hf:ORG/NAME[/FILE][@REV]" is pulled (or
+ * served from the cache) and *local_path is its local path; anything else
+ * is a local path and is returned unchanged (copied). */
+bn_status bn_hub_resolve_model(const char *spec, const bn_hub_options *o, char **local_path);
+
+typedef struct bn_hub_cached_model {
+    char     repo[256];     /* "ORG/NAME"                                     */
+    char     refs[256];     /* refs naming a snapshot, comma-separated        */
+    char     commit[48];    /* snapshot of "main" (else the newest one)       */
+    int32_t  n_snapshots;
+    uint64_t size_bytes;    /* bytes of its blobs                             */
+    int64_t  last_used;     /* unix seconds: last pull/resolve (or newest file) */
+} bn_hub_cached_model;
+
+/* Models in the cache, most recently used first; *out: release with free(). */
+bn_status bn_hub_list(const bn_hub_options *o, bn_hub_cached_model **out, size_t *n);
+/* Delete a model ("ORG/NAME") and everything cached for it. */
+bn_status bn_hub_remove(const char *repo, const bn_hub_options *o);
 
 #ifdef __cplusplus
 }

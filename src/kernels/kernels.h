@@ -16,13 +16,15 @@
  *   zero-copy.
  *
  * Activations are quantized per token to int8 with the row zero-padded to Kp:
- *   q = clamp(rint(x * 127 / max(absmax, 1e-5)), -128, 127)
- *   x_scale = max(absmax, 1e-5) / 127  (multiply the integer dot by it)
+ *   s = (1 / max(absmax, 1e-5)) * 127   (two f32 roundings, as transformers)
+ *   q = clamp(rint(x * s), -128, 127)   (round half to even)
+ *   x_scale = 1 / s  (multiply the integer dot by it)
  *   x_sum   = sum of q (lets kernels use unsigned codes: w = code - 1)
  */
 #ifndef BN_KERNELS_H
 #define BN_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,7 +57,11 @@ typedef void (*bn_quantize_act_fn)(const float *x, size_t ldx, int k, int n_toke
 /* Ternary x int8 product for output rows [m0, m1):
  *   y[n*ldy + m] = (sum_k W[m,k] * q[n*ldq + k]) * w_scale * x_scale[n]
  * W: T2R [M, k] with row stride bn_t2r_row_bytes(k); q: [n_tokens, Kp]. The
- * integer sum is exact (int32). n_tokens == 1 is the decode GEMV. */
+ * integer sum is exact (int32). n_tokens == 1 is the decode GEMV.
+ * SIMD versions read q up to Kp and need q[k..Kp) == 0 (quantize_act writes
+ * it so); they use x_sum (unsigned codes: sum W*q = sum code*q - x_sum) and
+ * compute it from q when x_sum is NULL. While running they may use the
+ * y[n*ldy + m], m in [m0, m1), entries they own as int32 scratch. */
 typedef void (*bn_tgemm_fn)(const uint8_t *W, int k, const int8_t *q, size_t ldq,
                             const float *x_scale, const int32_t *x_sum, int n_tokens,
                             float w_scale, float *y, size_t ldy, int m0, int m1);
@@ -72,10 +78,25 @@ typedef struct bn_kernels {
     bn_head_fn          head;
 } bn_kernels;
 
+/* ---- CPU features (cpu_features.c): cpuid, and xgetbv to know that the OS
+ * saves the wide registers. All false on non-x86 builds. */
+typedef struct bn_cpu_features {
+    bool avx2, fma, f16c;
+    bool avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512vbmi;
+    bool avx_vnni, gfni;
+} bn_cpu_features;
+void bn_cpu_detect(bn_cpu_features *f);
+
+/* SIMD tables (cpu_avx2.c, cpu_avx512.c): NULL when not compiled in. Use
+ * them only when the CPU has the features: bn_kernels_by_name checks. */
+const bn_kernels *bn_kernels_avx2(void);   /* AVX2 + FMA + F16C            */
+const bn_kernels *bn_kernels_avx512(void); /* AVX-512 F/BW/VL/DQ + VNNI    */
+
 /* The scalar reference table, and the best table for this CPU. */
 const bn_kernels *bn_kernels_ref(void);
 const bn_kernels *bn_kernels_best(void);
-/* Table by name ("ref", "avx2", "avx512"); NULL if unknown or unsupported here. */
+/* Table by name ("ref", "avx2", "avx512" or its table name "avx512vnni");
+ * NULL if unknown or unsupported here. */
 const bn_kernels *bn_kernels_by_name(const char *name);
 
 /* ---- scalar reference operations (ref.c), one function per operation. */

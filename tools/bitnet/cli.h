@@ -26,6 +26,9 @@ bool bn_cli_parse_float(const char *cmd, const char *flag, const char *s, double
 /* "1,2,3" -> malloc'd int32 array. */
 bool bn_cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int *n);
 
+/* Load the model named by -m (a .gguf file or a Hugging Face folder). */
+bn_status bn_cli_load_model(const char *spec, bn_model **out);
+
 /* Fetch the value of a flag that takes one: advances *i. */
 const char *bn_cli_value(const char *cmd, int argc, char **argv, int *i);
 

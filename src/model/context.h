@@ -1,0 +1,52 @@
+/* context.h — per-context state: KV caches of every sequence, scratch
+ * buffers for one chunk of tokens, the kernel table and thread count. */
+#ifndef BN_CONTEXT_H
+#define BN_CONTEXT_H
+
+#include "model.h"
+
+struct bn_context {
+    const bn_model   *m;
+    const bn_kernels *k;
+    int32_t n_ctx, n_seq, n_chunk, n_threads;
+    bool    all_logits;
+    bn_logger logger;
+
+    /* KV cache: [n_seq][n_layer][n_ctx][kv_dim] floats, K and V apart. */
+    float   *k_cache, *v_cache;
+    int32_t *seq_len;          /* [n_seq] cached positions per sequence */
+
+    /* scratch for one chunk of n_chunk tokens */
+    float   *x;      /* [n_chunk, n_embd] residual stream          */
+    float   *xb;     /* [n_chunk, max(n_embd, n_ff)] normed input  */
+    float   *q;      /* [n_chunk, n_embd]                          */
+    float   *kx, *vx;/* [n_chunk, kv_dim]                          */
+    float   *att;    /* [n_chunk, n_embd]                          */
+    float   *gate, *up; /* [n_chunk, n_ff]                         */
+    int8_t  *q8;     /* [n_chunk, Kp_max] quantized activations    */
+    float   *q8_scale; /* [n_chunk]                                */
+    int32_t *q8_sum;   /* [n_chunk]                                */
+    float   *att_scratch; /* [n_threads, n_ctx]                    */
+
+    /* results of the last bn_decode */
+    float   *logits;       /* [n_rows, n_vocab]                    */
+    size_t   logits_cap;   /* rows allocated                       */
+    int32_t *logit_row;    /* [n_tokens] row index or -1           */
+    int32_t  n_tokens_last;
+    size_t   logit_row_cap;
+
+    float   *hidden_dump;  /* optional [n_layer+2, max, n_embd]    */
+    int32_t  hidden_max;
+};
+
+/* Run one chunk of tokens through the network (forward.c). tokens, seq,
+ * pos: [n]; out_rows[i] >= 0 asks for logits of token i into that row. */
+bn_status bn_forward_chunk(bn_context *c, int n, const int32_t *tokens, const int32_t *seq, const int32_t *pos,
+                           const int32_t *out_rows, int32_t dump_offset);
+
+static inline size_t bn_kv_offset(const bn_context *c, int seq, int layer, int pos) {
+    const size_t kvd = (size_t)c->m->hp.n_head_kv * (size_t)c->m->hp.head_dim;
+    return (((size_t)seq * (size_t)c->m->hp.n_layer + (size_t)layer) * (size_t)c->n_ctx + (size_t)pos) * kvd;
+}
+
+#endif
