@@ -70,7 +70,7 @@ int bn_cmd_logits(int argc, char **argv) {
     bn_context *ctx = NULL;
     float *out = NULL, *hidden = NULL;
     FILE *f = NULL;
-    if (bn_cli_load_model(model_path, &model) != BN_OK) { bn_cli_fail(model_path); goto out; }
+    if (bn_cli_load_model(model_path, &model) != BN_OK) { bn_cli_fail("cannot load model"); goto out; }
     bn_model_info info;
     bn_model_get_info(model, &info);
     bn_context_params cp = bn_context_default_params();
