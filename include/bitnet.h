@@ -491,7 +491,10 @@ bn_status bn_perplexity(bn_context *ctx, const bn_model *model, const int32_t *i
 
 typedef struct bn_hub_options {
     const char *endpoint;   /* NULL: https://huggingface.co                    */
-    const char *token;      /* NULL: anonymous (gated/private repos fail)       */
+    const char *token;      /* NULL: read token_path (else anonymous: gated and
+                               private repos fail)                              */
+    const char *token_path; /* NULL: {hf_home}/token, as `hf auth login` or
+                               `huggingface-cli login` stores it                */
     const char *cache_dir;  /* NULL: the default below, from the env fields     */
     bool        offline;    /* serve from the cache only, never touch network   */
     bool        progress;   /* progress bar with rate and ETA, only if stderr
@@ -509,8 +512,8 @@ typedef struct bn_hub_options {
     const char *home;
 } bn_hub_options;
 
-/* Defaults from the environment: HF_ENDPOINT, HF_TOKEN, HF_HUB_CACHE,
- * HF_HOME, XDG_CACHE_HOME, HOME, HF_HUB_OFFLINE (1/ON/YES/TRUE). The
+/* Defaults from the environment: HF_ENDPOINT, HF_TOKEN, HF_TOKEN_PATH,
+ * HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HOME, HF_HUB_OFFLINE (1/ON/YES/TRUE). The
  * returned pointers refer to the environment: copy before setenv. */
 bn_hub_options bn_hub_default_options(void);
 

@@ -84,6 +84,25 @@ bool bn_gguf_get_str(const bn_gguf *g, const char *key, char *buf, size_t cap);
 /* Helpers for string arrays: element i of an array-of-strings value. */
 bool bn_gguf_arr_str(const bn_gguf_value *v, uint64_t i, bn_gguf_str *out);
 
+/* ---- additions (helpers shared by reader, writer and tools). */
+/* Bytes of one scalar of type t; 0 for STRING, ARRAY and unknown types. */
+size_t      bn_gguf_vtype_size(bn_gguf_vtype t);
+const char *bn_gguf_vtype_name(bn_gguf_vtype t); /* "u32", "string", "array", ... */
+/* True for the architectures whose files use bitnet.cpp's type ids
+ * (I2_S = 36): "bitnet-b1.58", "bitnet-25", "bitnet" and any "bitnet*". */
+bool        bn_gguf_arch_is_bitnet(const char *arch, size_t len);
+bool        bn_gguf_is_bitnet(const bn_gguf *g);
+/* File offset of the (aligned) tensor data section. */
+uint64_t    bn_gguf_data_offset(const bn_gguf *g);
+/* Like bn_gguf_get_u32 for 64-bit values (unsigned, integers widen). */
+bool        bn_gguf_get_u64(const bn_gguf *g, const char *key, uint64_t *out);
+bool        bn_gguf_get_bool(const bn_gguf *g, const char *key, bool *out);
+/* Integer array element i widened to int64 (false if not an integer array,
+ * out of range, or a u64 element above INT64_MAX). */
+bool        bn_gguf_arr_int(const bn_gguf_value *v, uint64_t i, int64_t *out);
+/* Name of a tensor type id as the file means it ("I2_S" only for bitnet). */
+const char *bn_gguf_type_name(uint32_t type, bool bitnet);
+
 /* ---- writer: collect metadata and tensors, then write the file. */
 typedef struct bn_gguf_writer bn_gguf_writer;
 

@@ -33,6 +33,12 @@ const bn_st_tensor *bn_st_at(const bn_st_set *s, size_t i);
 const bn_st_tensor *bn_st_find(const bn_st_set *s, const char *name); /* NULL if absent */
 /* __metadata__ string value, or NULL. */
 const char         *bn_st_metadata(const bn_st_set *s, const char *key);
+/* All __metadata__ entries, sorted by key (shards merged; first shard wins). */
+size_t              bn_st_metadata_count(const bn_st_set *s);
+bool                bn_st_metadata_at(const bn_st_set *s, size_t i, const char **key, const char **value);
+/* The files the set was read from (bn_st_tensor.shard indexes these). */
+size_t              bn_st_shard_count(const bn_st_set *s);
+const char         *bn_st_shard_path(const bn_st_set *s, size_t i);
 
 /* Writer: tensors are written in the order added; data is not copied. */
 typedef struct bn_st_writer bn_st_writer;

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef BITNET_CUDA
+#include "cuda/cuda_backend.h"
+#endif
+
 bn_context_params bn_context_default_params(void) {
     bn_context_params p;
     memset(&p, 0, sizeof p);
@@ -18,6 +22,9 @@ bn_context_params bn_context_default_params(void) {
 
 void bn_context_free(bn_context *c) {
     if (!c) return;
+#ifdef BITNET_CUDA
+    bn_cuda_free(c->cuda);
+#endif
     void *bufs[] = {c->k_cache, c->v_cache, c->seq_len, c->x, c->xb, c->q, c->kx, c->vx, c->att,
                     c->gate, c->up, c->q8, c->q8_scale, c->q8_sum, c->att_scratch, c->logits, c->logit_row};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bn_aligned_free(bufs[i]);
@@ -41,8 +48,10 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     if (!m || !out) return bn_fail(BN_ERR_INVALID_ARG, "bn_context_create: model and out are required");
     *out = NULL;
     bn_context_params p = params ? *params : bn_context_default_params();
+#ifndef BITNET_CUDA
     if (p.device == BN_DEVICE_CUDA)
         return bn_fail(BN_ERR_UNSUPPORTED, "this build of libbitnet has no CUDA backend (build with -DBITNET_CUDA=ON)");
+#endif
     if (p.n_ctx < 0 || p.n_seq_max < 0 || p.n_batch < 0 || p.n_threads < 0)
         return bn_fail(BN_ERR_INVALID_ARG, "context parameters must not be negative");
     const bn_hparams *hp = &m->hp;
@@ -91,6 +100,15 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
         bn_context_free(c);
         return BN_ERR_NOMEM;
     }
+#ifdef BITNET_CUDA
+    if (p.device == BN_DEVICE_CUDA) {
+        bn_status cst = bn_cuda_create(m, c->n_ctx, c->n_seq, c->n_chunk, &c->cuda);
+        if (cst != BN_OK) {
+            bn_context_free(c);
+            return cst;
+        }
+    }
+#endif
     bn_log(&c->logger, BN_LOG_INFO, "context: n_ctx %d, %d sequences, KV cache %.1f MiB, kernels %s, %d threads",
            c->n_ctx, c->n_seq, 2.0 * (double)cache_elems * 4 / (1 << 20), c->k->name, c->n_threads);
     *out = c;
@@ -119,6 +137,13 @@ bn_status bn_seq_copy(bn_context *c, int32_t src, int32_t dst, int32_t n) {
         c->seq_len[dst] = n;
         return BN_OK;
     }
+#ifdef BITNET_CUDA
+    if (c->cuda) {
+        bn_status st = bn_cuda_seq_copy(c->cuda, src, dst, n);
+        if (st == BN_OK) c->seq_len[dst] = n;
+        return st;
+    }
+#endif
     const size_t kvd = (size_t)c->m->hp.n_head_kv * (size_t)c->m->hp.head_dim;
     for (int l = 0; l < c->m->hp.n_layer; l++) {
         memcpy(c->k_cache + bn_kv_offset(c, dst, l, 0), c->k_cache + bn_kv_offset(c, src, l, 0), (size_t)n * kvd * 4);
@@ -208,6 +233,14 @@ bn_status bn_decode(bn_context *c, const bn_batch *b) {
     c->n_tokens_last = st == BN_OK ? n : 0;
     for (int c0 = 0; st == BN_OK && c0 < n; c0 += c->n_chunk) {
         const int cn = n - c0 < c->n_chunk ? n - c0 : c->n_chunk;
+#ifdef BITNET_CUDA
+        if (c->cuda) {
+            st = bn_cuda_forward_chunk(c->cuda, cn, b->tokens + c0, seq + c0, pos + c0, c->logit_row + c0, c->logits);
+            for (int i = 0; st == BN_OK && i < cn; i++)
+                if (pos[c0 + i] + 1 > c->seq_len[seq[c0 + i]]) c->seq_len[seq[c0 + i]] = pos[c0 + i] + 1;
+            continue;
+        }
+#endif
         st = bn_forward_chunk(c, cn, b->tokens + c0, seq + c0, pos + c0, c->logit_row + c0, c0);
     }
     if (st != BN_OK) c->n_tokens_last = 0;

@@ -35,6 +35,8 @@ struct bn_context {
     int32_t  n_tokens_last;
     size_t   logit_row_cap;
 
+    struct bn_cuda_state *cuda; /* non-NULL: the CUDA backend runs it */
+
     float   *hidden_dump;  /* optional [n_layer+2, max, n_embd]    */
     int32_t  hidden_max;
 };

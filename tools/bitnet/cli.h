@@ -28,6 +28,8 @@ bool bn_cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int *n);
 
 /* Load the model named by -m (a .gguf file or a Hugging Face folder). */
 bn_status bn_cli_load_model(const char *spec, bn_model **out);
+/* The same, also returning the local path it resolved to (malloc'd). */
+bn_status bn_cli_load_model_path(const char *spec, bn_model **out, char **resolved);
 
 /* Fetch the value of a flag that takes one: advances *i. */
 const char *bn_cli_value(const char *cmd, int argc, char **argv, int *i);

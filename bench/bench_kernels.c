@@ -1,0 +1,265 @@
+/* bench_kernels.c — ternary GEMV / GEMM and head timings at the 2B4T shapes,
+ * 1 and 2 OpenMP threads splitting rows [m0, m1) as the forward pass does,
+ * next to two ceilings measured in the same run: a streaming read (GB/s,
+ * all threads) and a plain AVX-512 VNNI multiply-accumulate loop.
+ *
+ *   bench_kernels [-t tables] [-r reps] [-n tokens] [--quick]
+ *     -t  comma list of tables (default: every one this CPU supports but ref)
+ *     -n  prefill tokens for the GEMM (default 128)
+ *
+ * GEMV reads weights from a pool larger than the last-level cache (the real
+ * decode streams 0.5 GB of weights per token), so GB/s is DRAM bandwidth. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "kernels/kernels.h"
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+static uint64_t rnd(void) {
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dull;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- ceilings */
+
+/* Streaming read: every thread sums its slice of a buffer far larger than
+ * the caches. Returns GB/s over all threads (best of reps). */
+static double stream_read_gbs(const uint64_t *buf, size_t n, int threads, int reps) {
+    double best = 0;
+    volatile uint64_t sink = 0;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = bn_time_s();
+        uint64_t total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+        {
+            const int t = omp_get_thread_num(), T = omp_get_num_threads();
+            const size_t a = n * (size_t)t / (size_t)T, b = n * (size_t)(t + 1) / (size_t)T;
+            uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+            size_t i = a;
+            for (; i + 8 <= b; i += 8) {
+                s0 += buf[i]; s1 += buf[i + 1]; s2 += buf[i + 2]; s3 += buf[i + 3];
+                s4 += buf[i + 4]; s5 += buf[i + 5]; s6 += buf[i + 6]; s7 += buf[i + 7];
+            }
+            for (; i < b; i++) s0 += buf[i];
+            total += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+        }
+        const double dt = bn_time_s() - t0;
+        sink += total;
+        const double gbs = (double)(n * 8) / dt / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    (void)sink;
+    return best;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* VNNI peak: 24 independent vpdpbusd chains per thread. */
+__attribute__((target("avx512f,avx512vnni"))) static uint64_t vnni_loop(long iters) {
+    __m512i a[24];
+    const __m512i x = _mm512_set1_epi8(1), y = _mm512_set1_epi8(2);
+    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_epi32(i);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; i++) a[i] = _mm512_dpbusd_epi32(a[i], x, y);
+        __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]),
+                         "+v"(a[5]), "+v"(a[6]), "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]),
+                         "+v"(a[11]));
+        __asm__ volatile("" : "+v"(a[12]), "+v"(a[13]), "+v"(a[14]), "+v"(a[15]), "+v"(a[16]),
+                         "+v"(a[17]), "+v"(a[18]), "+v"(a[19]), "+v"(a[20]), "+v"(a[21]),
+                         "+v"(a[22]), "+v"(a[23]));
+    }
+    __m512i s = a[0];
+    for (int i = 1; i < 24; i++) s = _mm512_add_epi32(s, a[i]);
+    return (uint64_t)_mm512_reduce_add_epi32(s);
+}
+static double vnni_peak_gmacs(int threads) {
+    const long iters = 4000000;
+    volatile uint64_t sink = 0;
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        const double t0 = bn_time_s();
+        uint64_t tot = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : tot)
+        tot += vnni_loop(iters);
+        const double dt = bn_time_s() - t0;
+        sink += tot;
+        const double g = (double)iters * 24 * 64 * threads / dt / 1e9;
+        if (g > best) best = g;
+    }
+    (void)sink;
+    return best;
+}
+#endif
+
+/* ---- kernel runs */
+
+typedef struct shape { const char *name; int m, k; } shape;
+static const shape shapes[] = {
+    {"attn q/o 2560x2560", 2560, 2560},
+    {"attn k/v  640x2560", 640, 2560},
+    {"ffn gate/up 6912x2560", 6912, 2560},
+    {"ffn down 2560x6912", 2560, 6912},
+};
+
+/* One call split over `threads` threads in 16-row tiles (as forward.c). */
+static void run_split(const bn_kernels *kt, const uint8_t *w, int m, int k, const int8_t *q,
+                      size_t ldq, const float *xs, const int32_t *xu, int n, float *y, int threads) {
+#pragma omp parallel num_threads(threads)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        const int tiles = (m + 15) / 16;
+        const int m0 = (int)((long)tiles * t / T) * 16;
+        int m1 = (int)((long)tiles * (t + 1) / T) * 16;
+        if (m1 > m) m1 = m;
+        if (m0 < m1) kt->tgemm(w, k, q, ldq, xs, xu, n, 0.5f, y, (size_t)m, m0, m1);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *tables = NULL;
+    int reps = 5, ntok = 128, quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) tables = argv[++i];
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc) ntok = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [-t avx512,avx2,ref] [-r reps] [-n tokens] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (reps < 1) reps = 1;
+    if (ntok < 2) ntok = 2;
+    const char *names[8];
+    int nnames = 0;
+    static char tbuf[256];
+    snprintf(tbuf, sizeof tbuf, "%s", tables ? tables : "avx512,avx2");
+    for (char *s = strtok(tbuf, ","); s && nnames < 8; s = strtok(NULL, ",")) names[nnames++] = s;
+
+    const int max_threads = bn_cpu_count() < 2 ? 1 : 2;
+    printf("# bench_kernels: %d cpus, best table %s\n", bn_cpu_count(), bn_kernels_best()->name);
+
+    /* ceilings */
+    const size_t pool_bytes = (size_t)(quick ? 256 : 512) << 20;
+    uint64_t *pool = bn_aligned_alloc(64, pool_bytes);
+    if (!pool) { fprintf(stderr, "out of memory\n"); return 1; }
+    for (size_t i = 0; i < pool_bytes / 8; i++) pool[i] = rnd(); /* random codes, also GEMV weights */
+    /* the GEMV weights come from this pool: clear each 0b11 code's high bit
+     * so the weights are valid ternary (0b11 would read as 0 anyway) */
+    {
+        uint8_t *p = (uint8_t *)pool;
+        for (size_t i = 0; i < pool_bytes; i++) p[i] = (uint8_t)(p[i] & ~((p[i] << 1) & 0xAA));
+    }
+    double bw[3] = {0};
+    for (int t = 1; t <= max_threads; t++) bw[t] = stream_read_gbs(pool, pool_bytes / 8, t, 5);
+    printf("stream read: 1 thread %.1f GB/s, %d threads %.1f GB/s\n", bw[1], max_threads, bw[max_threads]);
+#if defined(__x86_64__)
+    bn_cpu_features f;
+    bn_cpu_detect(&f);
+    if (f.avx512f && f.avx512vnni) {
+        const double p1 = vnni_peak_gmacs(1), p2 = max_threads > 1 ? vnni_peak_gmacs(2) : p1;
+        printf("vnni peak (vpdpbusd zmm loop): 1 thread %.0f GMAC/s, %d threads %.0f GMAC/s\n",
+               p1, max_threads, p2);
+    }
+#endif
+
+    for (int ti = 0; ti < nnames; ti++) {
+        const bn_kernels *kt = bn_kernels_by_name(names[ti]);
+        if (!kt) { printf("\n[%s: not supported here]\n", names[ti]); continue; }
+        printf("\n== table %s\n", kt->name);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const shape sh = shapes[si];
+            const int kp = bn_pad_k(sh.k);
+            const size_t wbytes = bn_t2r_row_bytes(sh.k) * (size_t)sh.m;
+            const int copies = (int)(pool_bytes / wbytes);
+            /* activations for up to ntok tokens */
+            float *x = malloc(sizeof(float) * (size_t)sh.k * (size_t)ntok);
+            int8_t *q = bn_aligned_alloc(64, (size_t)kp * (size_t)ntok);
+            float *xs = malloc(sizeof(float) * (size_t)ntok);
+            int32_t *xu = malloc(sizeof(int32_t) * (size_t)ntok);
+            float *y = malloc(sizeof(float) * (size_t)sh.m * (size_t)ntok);
+            for (size_t i = 0; i < (size_t)sh.k * (size_t)ntok; i++)
+                x[i] = (float)((int64_t)(rnd() % 2001) - 1000) / 300.0f;
+            kt->quantize_act(x, (size_t)sh.k, sh.k, ntok, q, (size_t)kp, xs, xu);
+            for (int t = 1; t <= max_threads; t++) {
+                /* GEMV: walk through the pool so every call streams from DRAM */
+                double tv[64];
+                int c = 0;
+                const int calls = copies < 40 ? copies : 40;
+                for (int r = 0; r < reps; r++) {
+                    const double t0 = bn_time_s();
+                    for (int i = 0; i < calls; i++, c = (c + 1) % copies)
+                        run_split(kt, (const uint8_t *)pool + (size_t)c * wbytes, sh.m, sh.k, q,
+                                  (size_t)kp, xs, xu, 1, y, t);
+                    tv[r] = (bn_time_s() - t0) / calls;
+                }
+                const double gv = median(tv, reps);
+                /* GEMM: one weight copy (it stays in cache across tokens) */
+                double tg[64];
+                for (int r = 0; r < reps; r++) {
+                    const double t0 = bn_time_s();
+                    run_split(kt, (const uint8_t *)pool, sh.m, sh.k, q, (size_t)kp, xs, xu, ntok, y, t);
+                    tg[r] = bn_time_s() - t0;
+                }
+                const double gg = median(tg, reps);
+                printf("%-24s %dT  GEMV %7.1f us %6.1f GB/s (%3.0f%% of read bw)   GEMM n=%d %8.2f ms %6.1f GMAC/s\n",
+                       sh.name, t, gv * 1e6, (double)wbytes / gv / 1e9,
+                       100.0 * (double)wbytes / gv / 1e9 / bw[t], ntok, gg * 1e3,
+                       (double)sh.m * sh.k * ntok / gg / 1e9);
+            }
+            free(x);
+            bn_aligned_free(q);
+            free(xs);
+            free(xu);
+            free(y);
+        }
+        /* the tied head, F16 [128256, 2560], one token: bandwidth bound */
+        if (!quick) {
+            const int V = 128256, E = 2560;
+            const size_t hb = (size_t)V * E * 2;
+            uint16_t *emb = bn_aligned_alloc(64, hb);
+            float *h = malloc(sizeof(float) * E * 4), *lg = malloc(sizeof(float) * (size_t)V * 4);
+            if (emb && h && lg) {
+                for (size_t i = 0; i < (size_t)V * E; i++) emb[i] = bn_f32_to_f16((float)((int)(rnd() % 2001) - 1000) / 20000.0f);
+                for (int i = 0; i < E * 4; i++) h[i] = (float)((int)(rnd() % 2001) - 1000) / 100.0f;
+                for (int t = 1; t <= max_threads; t++) {
+                    double th[16];
+                    const int hr = reps < 16 ? reps : 16;
+                    for (int r = 0; r < hr; r++) {
+                        const double t0 = bn_time_s();
+#pragma omp parallel num_threads(t)
+                        {
+                            const int i = omp_get_thread_num(), T = omp_get_num_threads();
+                            kt->head(emb, BN_TYPE_F16, E, h, E, 1, lg, V, (int)((long)V * i / T), (int)((long)V * (i + 1) / T));
+                        }
+                        th[r] = bn_time_s() - t0;
+                    }
+                    const double m = median(th, hr);
+                    printf("head F16 128256x2560 %dT  1 token %7.2f ms %6.1f GB/s (%3.0f%% of read bw)\n", t,
+                           m * 1e3, (double)hb / m / 1e9, 100.0 * (double)hb / m / 1e9 / bw[t]);
+                }
+            }
+            bn_aligned_free(emb);
+            free(h);
+            free(lg);
+        }
+    }
+    bn_aligned_free(pool);
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* cuda_backend.h — the CUDA backend as seen from the C side of the library.
+ * Compiled only with -DBITNET_CUDA=ON (BITNET_CUDA defined); without it the
+ * context refuses BN_DEVICE_CUDA with a clear message.
+ *
+ * The backend owns device copies of the weights (uploaded once, in a layout
+ * of its choice), the KV caches of every sequence and all scratch buffers.
+ * The host keeps only the bookkeeping (sequence lengths) in bn_context. */
+#ifndef BN_CUDA_BACKEND_H
+#define BN_CUDA_BACKEND_H
+
+#include "model/model.h"
+
+typedef struct bn_cuda_state bn_cuda_state;
+
+/* BN_OK if a usable GPU exists; desc receives its name. */
+bn_status bn_cuda_probe(char *desc, size_t cap);
+
+/* Upload the model and allocate caches for n_seq sequences of n_ctx
+ * positions and chunks of up to n_chunk tokens. */
+bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_seq, int32_t n_chunk,
+                         bn_cuda_state **out);
+void      bn_cuda_free(bn_cuda_state *s);
+
+/* Same contract as bn_forward_chunk (model/context.h): run n tokens with
+ * their sequence ids and positions (already validated), append to the KV
+ * caches, and write logits of token i to host row logits[out_rows[i]] when
+ * out_rows[i] >= 0. */
+bn_status bn_cuda_forward_chunk(bn_cuda_state *s, int n, const int32_t *tokens, const int32_t *seq,
+                                const int32_t *pos, const int32_t *out_rows, float *logits);
+
+/* Copy the first n cached positions of sequence src to dst. */
+bn_status bn_cuda_seq_copy(bn_cuda_state *s, int32_t src, int32_t dst, int32_t n);
+
+#endif

@@ -1,0 +1,469 @@
+/* cpu_avx512.c — AVX-512 (F/BW/VL/DQ + VNNI) kernels. Compiled with the
+ * AVX-512 flags (CMakeLists.txt) and only called after runtime detection.
+ *
+ * Ternary products use unsigned codes u in {0,1,2} (0b11 is first cleared to
+ * 0b01, i.e. weight 0) against signed int8 activations with vpdpbusd
+ * (u8 x s8 -> int32, exact), then subtract x_sum since w = u - 1. The float
+ * epilogue is the reference's ((float)acc * w_scale) * x_scale[n]. */
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define BN_INLINE static inline __attribute__((always_inline))
+
+/* ---- activation quantization ------------------------------------------- */
+
+static void avx512_quantize_act(const float *x, size_t ldx, int k, int n_tokens,
+                                int8_t *q, size_t ldq, float *x_scale, int32_t *x_sum) {
+    const int kp = bn_pad_k(k);
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512 lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
+    const int kv = k & ~15;
+    const __mmask16 tm = (__mmask16)((1u << (k - kv)) - 1);
+    for (int n = 0; n < n_tokens; n++) {
+        const float *xr = x + (size_t)n * ldx;
+        int8_t *qr = q + (size_t)n * ldq;
+        /* vmaxps returns its second operand when one is NaN: NaNs are
+         * skipped exactly like fmaxf(amax, NaN) in the reference */
+        __m512 mx = _mm512_setzero_ps();
+        for (int i = 0; i < kv; i += 16)
+            mx = _mm512_max_ps(_mm512_and_ps(_mm512_loadu_ps(xr + i), absmask), mx);
+        if (tm) mx = _mm512_max_ps(_mm512_and_ps(_mm512_maskz_loadu_ps(tm, xr + kv), absmask), mx);
+        const float amax = fmaxf(_mm512_reduce_max_ps(mx), 1e-5f);
+        const float s = (1.0f / amax) * 127.0f; /* as ref.c: reciprocal, then * 127 */
+        const __m512 sv = _mm512_set1_ps(s);
+        __m512i sum = _mm512_setzero_si512();
+        /* clamp before rounding (same result: the bounds are integers);
+         * max(v, -128) maps NaN to -128 as fmaxf does in the reference.
+         * vcvtps2dq rounds half to even in the default MXCSR mode. */
+        for (int i = 0; i < kv; i += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(xr + i), sv);
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            const __m512i iv = _mm512_cvtps_epi32(v);
+            sum = _mm512_add_epi32(sum, iv);
+            _mm_storeu_si128((__m128i *)(qr + i), _mm512_cvtsepi32_epi8(iv));
+        }
+        if (tm) {
+            __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(tm, xr + kv), sv);
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            const __m512i iv = _mm512_maskz_cvtps_epi32(tm, v);
+            sum = _mm512_add_epi32(sum, iv);
+            _mm512_mask_cvtsepi32_storeu_epi8(qr + kv, tm, iv);
+        }
+        if (kp > k) memset(qr + k, 0, (size_t)(kp - k));
+        x_scale[n] = 1.0f / s;
+        if (x_sum) x_sum[n] = _mm512_reduce_add_epi32(sum);
+    }
+}
+
+/* Sum of a quantized row (used when the caller passes x_sum == NULL). */
+static int32_t row_sum_i8(const int8_t *q, int kp) {
+    __m512i acc = _mm512_setzero_si512();
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int i = 0; i < kp; i += 64)
+        acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512(q + i));
+    return _mm512_reduce_add_epi32(acc);
+}
+
+/* Clear the high bit of every 0b11 code: u = b & ~((b << 1) & 0xAA). */
+BN_INLINE __m512i fix_codes512(__m512i v, __m512i c_aa) {
+    return _mm512_ternarylogic_epi32(v, _mm512_add_epi8(v, v), c_aa, 0x70); /* a & ~(b & c) */
+}
+BN_INLINE __m256i fix_codes256(__m256i v, __m256i c_aa) {
+    return _mm256_ternarylogic_epi32(v, _mm256_add_epi8(v, v), c_aa, 0x70);
+}
+
+/* ---- GEMV (one token): stream the weights --------------------------------
+ * A 64-byte load covers two 128-element blocks. Masking group g (bits 7:6,
+ * 5:4, 3:2, 1:0) leaves the code scaled by 64, 16, 4, 1 in each byte; each
+ * group has its own accumulator and the scales are shifted out at the end
+ * (exactly: every lane is a multiple of its scale). Activations are first
+ * permuted so that one 64-byte vector holds group g of both blocks. */
+
+#define QP_MAX 16384 /* largest Kp for the permuted-activation GEMV */
+
+BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *qp, int npair,
+                         int tail, int32_t *out) {
+    const __m512i c_aa = _mm512_set1_epi8((char)0xAA);
+    const __m512i mk0 = _mm512_set1_epi8((char)0xC0), mk1 = _mm512_set1_epi8(0x30);
+    const __m512i mk2 = _mm512_set1_epi8(0x0C), mk3 = _mm512_set1_epi8(0x03);
+    __m512i a0[4], a1[4], a2[4], a3[4];
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_si512();
+    for (int p = 0; p < npair; p++) {
+        const __m512i q0 = _mm512_load_si512(qp + 256 * p);
+        const __m512i q1 = _mm512_load_si512(qp + 256 * p + 64);
+        const __m512i q2 = _mm512_load_si512(qp + 256 * p + 128);
+        const __m512i q3 = _mm512_load_si512(qp + 256 * p + 192);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wr = w + (size_t)r * rb + 64 * (size_t)p;
+            _mm_prefetch((const char *)wr + 1024, _MM_HINT_T0);
+            const __m512i v = fix_codes512(_mm512_loadu_si512(wr), c_aa);
+            a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(v, mk0), q0);
+            a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(v, mk1), q1);
+            a2[r] = _mm512_dpbusd_epi32(a2[r], _mm512_and_si512(v, mk2), q2);
+            a3[r] = _mm512_dpbusd_epi32(a3[r], _mm512_and_si512(v, mk3), q3);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+        __m512i t = _mm512_add_epi32(_mm512_srai_epi32(a0[r], 6), _mm512_srai_epi32(a1[r], 4));
+        t = _mm512_add_epi32(t, _mm512_add_epi32(_mm512_srai_epi32(a2[r], 2), a3[r]));
+        int32_t s = _mm512_reduce_add_epi32(t);
+        if (tail) { /* last odd block: natural activation order, 256-bit */
+            const __m256i c = _mm512_castsi512_si256(c_aa);
+            const int8_t *qt = qp + 256 * npair;
+            const __m256i v = fix_codes256(
+                _mm256_loadu_si256((const __m256i *)(w + (size_t)r * rb + 64 * (size_t)npair)), c);
+            __m256i b0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk0)),
+                                             _mm256_load_si256((const __m256i *)qt));
+            __m256i b1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk1)),
+                                             _mm256_load_si256((const __m256i *)(qt + 32)));
+            __m256i b2 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk2)),
+                                             _mm256_load_si256((const __m256i *)(qt + 64)));
+            __m256i b3 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk3)),
+                                             _mm256_load_si256((const __m256i *)(qt + 96)));
+            __m256i u = _mm256_add_epi32(_mm256_srai_epi32(b0, 6), _mm256_srai_epi32(b1, 4));
+            u = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_srai_epi32(b2, 2), b3));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+            s += _mm_cvtsi128_si32(h);
+        }
+        out[r] = s;
+    }
+}
+
+/* 256-bit fallback for Kp > QP_MAX: natural activation order, one block at
+ * a time, one row at a time (never hit by current models). */
+static int32_t gemv_row_ymm(const uint8_t *w, const int8_t *q, int nblk) {
+    const __m256i c_aa = _mm256_set1_epi8((char)0xAA), m3 = _mm256_set1_epi8(3);
+    __m256i acc = _mm256_setzero_si256();
+    for (int b = 0; b < nblk; b++) {
+        const __m256i v = fix_codes256(_mm256_loadu_si256((const __m256i *)(w + 32 * b)), c_aa);
+        const int8_t *qb = q + 128 * b;
+        acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 6), m3),
+                                  _mm256_loadu_si256((const __m256i *)qb));
+        acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 4), m3),
+                                  _mm256_loadu_si256((const __m256i *)(qb + 32)));
+        acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 2), m3),
+                                  _mm256_loadu_si256((const __m256i *)(qb + 64)));
+        acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(v, m3),
+                                  _mm256_loadu_si256((const __m256i *)(qb + 96)));
+    }
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    return _mm_cvtsi128_si32(h);
+}
+
+static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsum,
+                 float w_scale, float *y, int m0, int m1) {
+    const int kp = bn_pad_k(k);
+    const size_t rb = bn_t2r_row_bytes(k);
+    const int nblk = kp / BN_QK;
+    if (kp > QP_MAX) {
+        for (int m = m0; m < m1; m++) {
+            const int32_t acc = gemv_row_ymm(W + (size_t)m * rb, q, nblk) - xsum;
+            y[m] = (float)acc * w_scale * xs;
+        }
+        return;
+    }
+    _Alignas(64) int8_t qp[QP_MAX];
+    const int npair = nblk / 2, tail = nblk & 1;
+    for (int p = 0; p < npair; p++)
+        for (int g = 0; g < 4; g++) {
+            memcpy(qp + 256 * p + 64 * g, q + 256 * p + 32 * g, 32);
+            memcpy(qp + 256 * p + 64 * g + 32, q + 256 * p + 128 + 32 * g, 32);
+        }
+    if (tail) memcpy(qp + 256 * npair, q + 256 * npair, 128);
+    int32_t acc[4];
+    int m = m0;
+    for (; m + 4 <= m1; m += 4) {
+        gemv_rows(4, W + (size_t)m * rb, rb, qp, npair, tail, acc);
+        for (int r = 0; r < 4; r++) y[m + r] = (float)(acc[r] - xsum) * w_scale * xs;
+    }
+    for (; m < m1; m++) {
+        gemv_rows(1, W + (size_t)m * rb, rb, qp, npair, tail, acc);
+        y[m] = (float)(acc[0] - xsum) * w_scale * xs;
+    }
+}
+
+/* ---- GEMM (several tokens): unpack a weight panel once, reuse it --------
+ * A panel of 32 rows x KC columns is unpacked into VNNI order
+ * buf[k/4][row][4] (u8 codes): lane = row, so each token's 4 activations are
+ * one broadcast dword, and a 12-token tile keeps 24 accumulators in
+ * registers. Partial sums between K blocks live in y as int32 bits. */
+
+#define GM_ROWS 32
+#define GM_NR 12
+#define GM_KC 512
+
+/* Unpack rows [0, rows) of the panel at `w` (row stride rb), 128-element
+ * blocks [b0, b0 + nb), into buf. Missing rows read as code 0. */
+static void unpack_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, uint8_t *buf) {
+    const __m512i c_aa = _mm512_set1_epi8((char)0xAA), m3 = _mm512_set1_epi8(3);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
+                                                            5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32((int)rb));
+    for (int v = 0; v < GM_ROWS / 16; v++) {
+        const int rv = rows - 16 * v;
+        const __mmask16 mask = rv >= 16 ? 0xffff : rv <= 0 ? 0 : (__mmask16)((1u << rv) - 1);
+        const uint8_t *wv = w + (size_t)(16 * v) * rb;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *base = wv + 32 * (size_t)(b0 + b);
+            for (int d = 0; d < 8; d++) {
+                __m512i x = mask ? _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx,
+                                                               base + 4 * d, 1)
+                                 : _mm512_setzero_si512();
+                x = fix_codes512(x, c_aa);
+                /* group g of dword d holds elements 32g + 4d .. +3: k4 index 8g + d */
+                uint8_t *o = buf + (size_t)(32 * b + d) * (GM_ROWS * 4) + 64 * v;
+                _mm512_store_si512(o + 0 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 6), m3));
+                _mm512_store_si512(o + 1 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 4), m3));
+                _mm512_store_si512(o + 2 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 2), m3));
+                _mm512_store_si512(o + 3 * 8 * GM_ROWS * 4, _mm512_and_si512(x, m3));
+            }
+        }
+    }
+}
+
+/* The accumulators are named variables, not an array: GCC keeps arrays of
+ * vectors in memory across the k loop when any use is not unrolled. */
+#define GM_REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+BN_INLINE void gemm_store(__m512i a0, __m512i a1, int last, int32_t xsum, float xs,
+                          __m512 ws, float *yt, __mmask16 mk0, __mmask16 mk1) {
+    if (last) {
+        const __m512i s = _mm512_set1_epi32(xsum);
+        const __m512 x = _mm512_set1_ps(xs);
+        const __m512 f0 = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a0, s)), ws), x);
+        const __m512 f1 = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a1, s)), ws), x);
+        _mm512_mask_storeu_ps(yt, mk0, f0);
+        _mm512_mask_storeu_ps(yt + 16, mk1, f1);
+    } else {
+        _mm512_mask_storeu_epi32(yt, mk0, a0);
+        _mm512_mask_storeu_epi32(yt + 16, mk1, a1);
+    }
+}
+
+BN_INLINE void gemm_tile(int nr, const uint8_t *buf, int kc4, const int8_t *q, size_t ldq,
+                         int first, int last, const int32_t *xsum, const float *xs,
+                         float w_scale, float *y, size_t ldy, __mmask16 mk0, __mmask16 mk1) {
+#define GM_DECL(t) __m512i a0_##t = _mm512_setzero_si512(), a1_##t = _mm512_setzero_si512();
+    GM_REP(GM_DECL)
+    for (int j = 0; j < kc4; j++) {
+        const __m512i w0 = _mm512_load_si512(buf + (size_t)j * 128);
+        const __m512i w1 = _mm512_load_si512(buf + (size_t)j * 128 + 64);
+        const int8_t *qj = q + 4 * (size_t)j;
+#define GM_STEP(t)                                                          \
+        if (t < nr) {                                                       \
+            int32_t qd;                                                     \
+            memcpy(&qd, qj + (size_t)t * ldq, 4);                           \
+            const __m512i b = _mm512_set1_epi32(qd);                        \
+            a0_##t = _mm512_dpbusd_epi32(a0_##t, w0, b);                    \
+            a1_##t = _mm512_dpbusd_epi32(a1_##t, w1, b);                    \
+        }
+        GM_REP(GM_STEP)
+    }
+    const __m512 ws = _mm512_set1_ps(w_scale);
+    /* partial sums of the earlier K blocks are added after the loop: loading
+     * them before it makes GCC shuffle every accumulator each iteration */
+#define GM_LOAD(t)                                                                        \
+    if (t < nr && !first) {                                                               \
+        a0_##t = _mm512_add_epi32(a0_##t, _mm512_maskz_loadu_epi32(mk0, y + (size_t)t * ldy)); \
+        a1_##t = _mm512_add_epi32(a1_##t, _mm512_maskz_loadu_epi32(mk1, y + (size_t)t * ldy + 16)); \
+    }
+    GM_REP(GM_LOAD)
+#define GM_STORE(t) \
+    if (t < nr) gemm_store(a0_##t, a1_##t, last, xsum[t], xs[t], ws, y + (size_t)t * ldy, mk0, mk1);
+    GM_REP(GM_STORE)
+#undef GM_DECL
+#undef GM_LOAD
+#undef GM_STEP
+#undef GM_STORE
+}
+
+/* One instantiation per tile width so the accumulators stay in registers. */
+#define GM_TILE(NR)                                                                            \
+    static void gemm_tile_##NR(const uint8_t *buf, int kc4, const int8_t *q, size_t ldq,       \
+                               int first, int last, const int32_t *xsum, const float *xs,      \
+                               float w_scale, float *y, size_t ldy, __mmask16 mk0,             \
+                               __mmask16 mk1) {                                                \
+        gemm_tile(NR, buf, kc4, q, ldq, first, last, xsum, xs, w_scale, y, ldy, mk0, mk1);     \
+    }
+GM_TILE(1) GM_TILE(2) GM_TILE(3) GM_TILE(4) GM_TILE(5) GM_TILE(6)
+GM_TILE(7) GM_TILE(8) GM_TILE(9) GM_TILE(10) GM_TILE(11) GM_TILE(12)
+
+typedef void (*gemm_tile_fn)(const uint8_t *, int, const int8_t *, size_t, int, int,
+                             const int32_t *, const float *, float, float *, size_t, __mmask16,
+                             __mmask16);
+static const gemm_tile_fn gemm_tiles[GM_NR + 1] = {
+    NULL, gemm_tile_1, gemm_tile_2, gemm_tile_3, gemm_tile_4, gemm_tile_5, gemm_tile_6,
+    gemm_tile_7, gemm_tile_8, gemm_tile_9, gemm_tile_10, gemm_tile_11, gemm_tile_12,
+};
+
+static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const float *xs,
+                 const int32_t *xsum, int n_tokens, float w_scale, float *y, size_t ldy, int m0,
+                 int m1) {
+    const int kp = bn_pad_k(k);
+    const size_t rb = bn_t2r_row_bytes(k);
+    const int nblk = kp / BN_QK, kcb = GM_KC / BN_QK;
+    _Alignas(64) uint8_t buf[GM_KC * GM_ROWS];
+    for (int m = m0; m < m1; m += GM_ROWS) {
+        const int rows = m1 - m < GM_ROWS ? m1 - m : GM_ROWS;
+        const __mmask16 mk0 = rows >= 16 ? 0xffff : (__mmask16)((1u << rows) - 1);
+        const __mmask16 mk1 = rows >= 32 ? 0xffff : rows <= 16 ? 0 : (__mmask16)((1u << (rows - 16)) - 1);
+        for (int b = 0; b < nblk; b += kcb) {
+            const int nb = nblk - b < kcb ? nblk - b : kcb;
+            unpack_panel(W + (size_t)m * rb, rb, rows, b, nb, buf);
+            const int first = b == 0, last = b + nb == nblk;
+            for (int n = 0; n < n_tokens; n += GM_NR) {
+                const int nr = n_tokens - n < GM_NR ? n_tokens - n : GM_NR;
+                gemm_tiles[nr](buf, nb * 32, q + (size_t)n * ldq + (size_t)b * BN_QK, ldq, first,
+                               last, xsum + n, xs + n, w_scale, y + (size_t)n * ldy + m, ldy, mk0,
+                               mk1);
+            }
+        }
+    }
+}
+
+static void avx512_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
+                         const float *x_scale, const int32_t *x_sum, int n_tokens,
+                         float w_scale, float *y, size_t ldy, int m0, int m1) {
+    if (m1 <= m0 || n_tokens <= 0) return;
+    const int kp = bn_pad_k(k);
+    if (!x_sum) { /* compute the sums the unsigned-code identity needs */
+        int32_t sums[64];
+        for (int n0 = 0; n0 < n_tokens; n0 += 64) {
+            const int nn = n_tokens - n0 < 64 ? n_tokens - n0 : 64;
+            for (int n = 0; n < nn; n++) sums[n] = row_sum_i8(q + (size_t)(n0 + n) * ldq, kp);
+            avx512_tgemm(W, k, q + (size_t)n0 * ldq, ldq, x_scale + n0, sums, nn, w_scale,
+                         y + (size_t)n0 * ldy, ldy, m0, m1);
+        }
+        return;
+    }
+    if (n_tokens == 1) gemv(W, k, q, x_scale[0], x_sum[0], w_scale, y, m0, m1);
+    else gemm(W, k, q, ldq, x_scale, x_sum, n_tokens, w_scale, y, ldy, m0, m1);
+}
+
+/* ---- dense head: F32 / F16 / BF16 rows dotted with f32 hidden states ---- */
+
+BN_INLINE __m512 load_row16(const void *E, bn_type et, size_t idx) {
+    switch (et) {
+    case BN_TYPE_F16:
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)E + idx)));
+    case BN_TYPE_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)E + idx))), 16));
+    default: return _mm512_loadu_ps((const float *)E + idx);
+    }
+}
+
+BN_INLINE __m512 load_row_tail(const void *E, bn_type et, size_t idx, __mmask16 m) {
+    switch (et) {
+    case BN_TYPE_F16:
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)E + idx));
+    case BN_TYPE_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)E + idx)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)E + idx);
+    }
+}
+
+/* R embedding rows x T tokens; each converted row vector feeds T FMAs. */
+BN_INLINE void head_tile(int R, int T, const void *E, bn_type et, int n_embd, const float *h,
+                         size_t ldh, float *logits, size_t ldl, int v) {
+    __m512 acc[8][4];
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 16
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
+    const int nv = n_embd & ~15;
+    const __mmask16 tm = (__mmask16)((1u << (n_embd - nv)) - 1);
+    for (int i = 0; i < nv; i += 16) {
+        __m512 hv[4];
+        #pragma GCC unroll 16
+        for (int t = 0; t < T; t++) hv[t] = _mm512_loadu_ps(h + (size_t)t * ldh + i);
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            const __m512 e = load_row16(E, et, (size_t)(v + r) * (size_t)n_embd + (size_t)i);
+            #pragma GCC unroll 16
+            for (int t = 0; t < T; t++) acc[r][t] = _mm512_fmadd_ps(e, hv[t], acc[r][t]);
+        }
+    }
+    if (tm) {
+        __m512 hv[4];
+        #pragma GCC unroll 16
+        for (int t = 0; t < T; t++) hv[t] = _mm512_maskz_loadu_ps(tm, h + (size_t)t * ldh + nv);
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            const __m512 e = load_row_tail(E, et, (size_t)(v + r) * (size_t)n_embd + (size_t)nv, tm);
+            #pragma GCC unroll 16
+            for (int t = 0; t < T; t++) acc[r][t] = _mm512_fmadd_ps(e, hv[t], acc[r][t]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            logits[(size_t)t * ldl + (size_t)(v + r)] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+#define HEAD_TILE(R, T)                                                                        \
+    static void head_##R##x##T(const void *E, bn_type et, int n_embd, const float *h,          \
+                               size_t ldh, float *logits, size_t ldl, int v) {                 \
+        head_tile(R, T, E, et, n_embd, h, ldh, logits, ldl, v);                                 \
+    }
+HEAD_TILE(8, 1) HEAD_TILE(1, 1) HEAD_TILE(4, 4) HEAD_TILE(4, 3) HEAD_TILE(4, 2)
+HEAD_TILE(1, 4) HEAD_TILE(1, 3) HEAD_TILE(1, 2)
+
+static void avx512_head(const void *E, bn_type et, int n_embd, const float *h, size_t ldh,
+                        int n_tokens, float *logits, size_t ldl, int v0, int v1) {
+    for (int n = 0; n < n_tokens;) {
+        const int T = n_tokens - n >= 4 ? 4 : n_tokens - n;
+        const float *hn = h + (size_t)n * ldh;
+        float *ln = logits + (size_t)n * ldl;
+        int v = v0;
+        if (T == 1) {
+            for (; v + 8 <= v1; v += 8) head_8x1(E, et, n_embd, hn, ldh, ln, ldl, v);
+            for (; v < v1; v++) head_1x1(E, et, n_embd, hn, ldh, ln, ldl, v);
+        } else {
+            for (; v + 4 <= v1; v += 4) {
+                if (T == 4) head_4x4(E, et, n_embd, hn, ldh, ln, ldl, v);
+                else if (T == 3) head_4x3(E, et, n_embd, hn, ldh, ln, ldl, v);
+                else head_4x2(E, et, n_embd, hn, ldh, ln, ldl, v);
+            }
+            for (; v < v1; v++) {
+                if (T == 4) head_1x4(E, et, n_embd, hn, ldh, ln, ldl, v);
+                else if (T == 3) head_1x3(E, et, n_embd, hn, ldh, ln, ldl, v);
+                else head_1x2(E, et, n_embd, hn, ldh, ln, ldl, v);
+            }
+        }
+        n += T;
+    }
+}
+
+static const bn_kernels avx512_table = {
+    .name = "avx512vnni",
+    .quantize_act = avx512_quantize_act,
+    .tgemm = avx512_tgemm,
+    .head = avx512_head,
+};
+
+const bn_kernels *bn_kernels_avx512(void) { return &avx512_table; }
+
+#else
+
+const bn_kernels *bn_kernels_avx512(void) { return NULL; }
+
+#endif

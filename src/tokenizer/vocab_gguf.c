@@ -1,0 +1,301 @@
+/* vocab_gguf.c — the vocabulary in GGUF metadata (tokenizer.ggml.*), read
+ * and written the way llama.cpp does for byte-level BPE (model "gpt2"):
+ * tokens are GPT-2 byte-level strings, merges are "left right" strings in
+ * rank order, special tokens are stored as their literal text. */
+#include "tokenizer/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+/* Pre-tokenizer names (tokenizer.ggml.pre) that use the LLaMA 3 regex and
+ * emit a pre-token that is a whole token as is. */
+static bool pre_is_llama3(const char *pre) {
+    static const char *const names[] = {"llama-bpe", "llama3", "llama-v3", "smaug-bpe", "dbrx", "falcon3", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(pre, names[i])) return true;
+    return false;
+}
+
+/* Raw bytes of a stored token string: byte-level strings are decoded; text
+ * that is not byte-level (special tokens) is kept literally. */
+static bn_status add_token(bn_tokenizer *t, int32_t id, const char *s, size_t n, int type, char **tmp,
+                           size_t *tmp_cap) {
+    if (n > *tmp_cap) {
+        char *p = realloc(*tmp, n);
+        if (!p) return bn_fail(BN_ERR_NOMEM, "out of memory");
+        *tmp = p;
+        *tmp_cap = n;
+    }
+    size_t bl;
+    if ((type == BN_TOKTYPE_NORMAL || type == BN_TOKTYPE_UNKNOWN) && bn_bytelevel_decode(s, n, *tmp, &bl))
+        return bn_tok_set(t, id, *tmp, bl, type);
+    return bn_tok_set(t, id, s, n, type);
+}
+
+static int32_t lookup_bytelevel(const bn_tokenizer *t, const char *s, size_t n, char *tmp) {
+    size_t bl;
+    if (!bn_bytelevel_decode(s, n, tmp, &bl)) return -1;
+    return bn_tok_lookup(t, tmp, bl);
+}
+
+bn_status bn_tok_add_merge_str(bn_tokenizer *t, const char *l, size_t ln, const char *r, size_t rn,
+                               char *tmp /* >= ln + rn bytes */) {
+    int32_t a = lookup_bytelevel(t, l, ln, tmp);
+    int32_t b = lookup_bytelevel(t, r, rn, tmp);
+    if (a < 0 || b < 0) return BN_OK; /* refers to no token: cannot fire */
+    memcpy(tmp, t->blob + t->off[a], t->len[a]);
+    memcpy(tmp + t->len[a], t->blob + t->off[b], t->len[b]);
+    int32_t c = bn_tok_lookup(t, tmp, (size_t)t->len[a] + t->len[b]);
+    if (c < 0) return BN_OK; /* result not in the vocabulary: cannot fire */
+    return bn_tok_add_merge(t, a, b, c);
+}
+
+bn_status bn_tokenizer_from_gguf(const bn_gguf *g, bn_tokenizer **out) {
+    *out = NULL;
+    char model[32] = "", pre[32] = "";
+    if (!bn_gguf_get_str(g, "tokenizer.ggml.model", model, sizeof model))
+        return bn_fail(BN_ERR_NOT_FOUND, "no tokenizer in this GGUF (tokenizer.ggml.model missing)");
+    if (!strcmp(model, "llama"))
+        return bn_fail(BN_ERR_UNSUPPORTED, "GGUF tokenizer model 'llama' (SentencePiece) is not supported yet");
+    if (strcmp(model, "gpt2"))
+        return bn_fail(BN_ERR_UNSUPPORTED, "unknown GGUF tokenizer model '%s' (supported: gpt2)", model);
+    bn_gguf_get_str(g, "tokenizer.ggml.pre", pre, sizeof pre);
+
+    const bn_gguf_value *toks = bn_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!toks || toks->type != BN_GGUF_ARRAY || toks->v.arr.elem_type != BN_GGUF_STRING)
+        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.tokens missing or not a string array");
+    const bn_gguf_value *types = bn_gguf_find(g, "tokenizer.ggml.token_type");
+    if (types && (types->type != BN_GGUF_ARRAY || types->v.arr.n != toks->v.arr.n))
+        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type has %llu entries for %llu tokens",
+                       types->type == BN_GGUF_ARRAY ? (unsigned long long)types->v.arr.n : 0ull,
+                       (unsigned long long)toks->v.arr.n);
+    const bn_gguf_value *merges = bn_gguf_find(g, "tokenizer.ggml.merges");
+    if (!merges || merges->type != BN_GGUF_ARRAY || merges->v.arr.elem_type != BN_GGUF_STRING)
+        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.merges missing or not a string array "
+                                      "(a gpt2 tokenizer needs its merges)");
+    uint64_t nt = toks->v.arr.n;
+    if (nt == 0 || nt > (1u << 24)) return bn_fail(BN_ERR_FORMAT, "vocabulary size %llu out of range", (unsigned long long)nt);
+    if (merges->v.arr.n > (uint64_t)INT32_MAX / 2) return bn_fail(BN_ERR_FORMAT, "too many merges");
+
+    uint64_t blob = 0;
+    for (uint64_t i = 0; i < nt; i++) {
+        bn_gguf_str s;
+        if (!bn_gguf_arr_str(toks, i, &s)) return bn_fail(BN_ERR_FORMAT, "bad token string %llu", (unsigned long long)i);
+        blob += s.len;
+    }
+    bn_tokenizer *t;
+    bn_status st = bn_tok_alloc((int32_t)nt, (size_t)(blob < BN_MAX_ALLOC ? blob : 0), &t);
+    if (st) return st;
+    char *tmp = NULL;
+    size_t tmp_cap = 0;
+    for (uint64_t i = 0; i < nt && !st; i++) {
+        bn_gguf_str s;
+        bn_gguf_arr_str(toks, i, &s);
+        int64_t ty = BN_TOKTYPE_NORMAL;
+        if (types && !bn_gguf_arr_int(types, i, &ty)) {
+            st = bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type is not an integer array");
+            break;
+        }
+        if (ty < 1 || ty > 6) ty = BN_TOKTYPE_NORMAL;
+        st = add_token(t, (int32_t)i, s.data, (size_t)s.len, (int)ty, &tmp, &tmp_cap);
+    }
+    uint32_t v;
+    if (!st) {
+        if (bn_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v) && v < nt) t->bos_id = (int32_t)v;
+        if (bn_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v) && v < nt) t->eos_id = (int32_t)v;
+        if (bn_gguf_get_u32(g, "tokenizer.ggml.eot_token_id", &v) && v < nt) t->eot_id = (int32_t)v;
+        if (bn_gguf_get_u32(g, "tokenizer.ggml.eom_token_id", &v) && v < nt) t->eom_id = (int32_t)v;
+        bool llama3 = !pre[0] || pre_is_llama3(pre);
+        t->mode = BN_BPE_MERGES;
+        t->ignore_merges = llama3;
+        snprintf(t->pre_name, sizeof t->pre_name, "%s", pre[0] ? pre : "llama-bpe");
+        st = bn_tok_finish(t, llama3 ? bn_llama3_pattern : bn_gpt2_pattern);
+    }
+    if (!st) st = bn_tok_reserve_merges(t, (uint32_t)merges->v.arr.n + 1);
+    for (uint64_t i = 0; i < merges->v.arr.n && !st; i++) {
+        bn_gguf_str s;
+        if (!bn_gguf_arr_str(merges, i, &s)) {
+            st = bn_fail(BN_ERR_FORMAT, "bad merge string %llu", (unsigned long long)i);
+            break;
+        }
+        const char *sp = s.len ? memchr(s.data + 1, ' ', (size_t)s.len - 1) : NULL;
+        if (!sp) {
+            st = bn_fail(BN_ERR_FORMAT, "merge %llu is not 'left right'", (unsigned long long)i);
+            break;
+        }
+        if (s.len > tmp_cap) {
+            char *p = realloc(tmp, (size_t)s.len);
+            if (!p) { st = bn_fail(BN_ERR_NOMEM, "out of memory"); break; }
+            tmp = p;
+            tmp_cap = (size_t)s.len;
+        }
+        size_t ln = (size_t)(sp - s.data);
+        st = bn_tok_add_merge_str(t, s.data, ln, sp + 1, (size_t)s.len - ln - 1, tmp);
+    }
+    free(tmp);
+    if (!st) {
+        const bn_gguf_value *ct = bn_gguf_find(g, "tokenizer.chat_template");
+        if (ct && ct->type == BN_GGUF_STRING && ct->v.str.len < (1u << 20)) {
+            t->chat_template = bn_malloc((size_t)ct->v.str.len + 1);
+            if (!t->chat_template) st = BN_ERR_NOMEM;
+            else {
+                memcpy(t->chat_template, ct->v.str.data, (size_t)ct->v.str.len);
+                t->chat_template[ct->v.str.len] = 0;
+            }
+        }
+        bn_gguf_get_str(g, "general.architecture", t->arch, sizeof t->arch);
+    }
+    if (st) {
+        bn_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return BN_OK;
+}
+
+bn_status bn_tokenizer_load_gguf(const char *path, bn_tokenizer **out) {
+    bn_gguf *g;
+    *out = NULL;
+    bn_status st = bn_gguf_open(path, &g);
+    if (st) return st;
+    st = bn_tokenizer_from_gguf(g, out);
+    bn_gguf_free(g);
+    if (st) bn_error_prefix("%s", path);
+    return st;
+}
+
+/* ---- writing */
+
+bn_status bn_tok_derive_merges(const bn_tokenizer *t, int32_t *left, int32_t *right) {
+    bn_bpe_scratch sc = {0};
+    bn_idbuf ids = {0};
+    bn_status st = BN_OK;
+    for (int32_t id = 0; id < t->n_vocab && !st; id++) {
+        left[id] = right[id] = -1;
+        if (t->type[id] != BN_TOKTYPE_NORMAL || t->len[id] < 2) continue;
+        if (t->mode == BN_BPE_RANKS) {
+            ids.n = 0;
+            st = bn_bpe_piece(t, (const uint8_t *)t->blob + t->off[id], t->len[id], t->rank[id], &sc, &ids);
+            if (!st && ids.n == 2) {
+                left[id] = ids.v[0];
+                right[id] = ids.v[1];
+            }
+        }
+    }
+    bn_bpe_scratch_free(&sc);
+    free(ids.v);
+    return st;
+}
+
+/* Byte-level spelling of token id (special and unused tokens: literal). */
+static size_t spell(const bn_tokenizer *t, int32_t id, char *out) {
+    const char *s = t->blob + t->off[id];
+    size_t n = t->len[id];
+    if (t->type[id] == BN_TOKTYPE_NORMAL || t->type[id] == BN_TOKTYPE_BYTE || t->type[id] == BN_TOKTYPE_UNKNOWN)
+        return bn_bytelevel_encode((const uint8_t *)s, n, out);
+    memcpy(out, s, n);
+    return n;
+}
+
+/* A merge rule of a RANKS-mode vocabulary: its result token's rank orders
+ * it, then the ranks of its halves (as Hugging Face's tiktoken converter). */
+typedef struct merge_rule { int32_t rank, rl, rr, l, r; } merge_rule;
+static int cmp_rule(const void *a, const void *b) {
+    const merge_rule *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
+    if (x->rl != y->rl) return x->rl < y->rl ? -1 : 1;
+    return (x->rr > y->rr) - (x->rr < y->rr);
+}
+
+/* Every split of every normal token into two tokens becomes a rule ranked
+ * by the token's rank. A pair then merges in exactly the situations where
+ * tiktoken (which ranks the concatenation) merges it, and the list is the
+ * one Hugging Face's converter makes (280,147 rules for LLaMA 3, the count
+ * in Meta's tokenizer.json). One BPE-derived split per token would leave
+ * 678 LLaMA 3 tokens without any rule. */
+static bn_status all_split_rules(const bn_tokenizer *t, merge_rule **out, uint32_t *n_out) {
+    size_t cap = 1024, n = 0;
+    merge_rule *v = bn_malloc(cap * sizeof *v);
+    if (!v) return BN_ERR_NOMEM;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if (t->type[id] != BN_TOKTYPE_NORMAL || t->len[id] < 2 || t->rank[id] == INT32_MAX) continue;
+        const char *s = t->blob + t->off[id];
+        for (uint32_t k = 1; k < t->len[id]; k++) {
+            int32_t a = bn_tok_lookup(t, s, k), b = bn_tok_lookup(t, s + k, t->len[id] - k);
+            if (a < 0 || b < 0) continue;
+            if (n == cap) {
+                merge_rule *p = realloc(v, (cap *= 2) * sizeof *v);
+                if (!p) { free(v); return bn_fail(BN_ERR_NOMEM, "out of memory for merges"); }
+                v = p;
+            }
+            v[n++] = (merge_rule){t->rank[id], t->rank[a], t->rank[b], a, b};
+        }
+    }
+    if (n > (size_t)INT32_MAX) { free(v); return bn_fail(BN_ERR_FORMAT, "too many merges"); }
+    qsort(v, n, sizeof *v, cmp_rule);
+    *out = v;
+    *n_out = (uint32_t)n;
+    return BN_OK;
+}
+
+bn_status bn_tokenizer_write_gguf(const bn_tokenizer *t, bn_gguf_writer *w) {
+    if (!t || !w) return bn_fail(BN_ERR_INVALID_ARG, "bn_tokenizer_write_gguf: NULL argument");
+    int32_t n = t->n_vocab;
+    bn_status st = BN_OK;
+    char **strs = bn_calloc((size_t)n, sizeof *strs);
+    uint64_t *lens = bn_calloc((size_t)n, sizeof *lens);
+    int32_t *types = bn_malloc((size_t)n * sizeof *types);
+    merge_rule *rules = NULL;
+    char **mstr = NULL;
+    uint64_t *mlen = NULL;
+    uint32_t nm = 0;
+    if (!strs || !lens || !types) { st = BN_ERR_NOMEM; goto done; }
+    for (int32_t i = 0; i < n; i++) {
+        strs[i] = bn_malloc((size_t)t->len[i] * 2 + 1);
+        if (!strs[i]) { st = BN_ERR_NOMEM; goto done; }
+        lens[i] = spell(t, i, strs[i]);
+        types[i] = t->type[i];
+    }
+    /* merges in rank order */
+    if (t->mode == BN_BPE_RANKS) {
+        st = all_split_rules(t, &rules, &nm);
+        if (st) goto done;
+    } else {
+        nm = t->n_merges;
+    }
+    mstr = bn_calloc(nm ? nm : 1, sizeof *mstr);
+    mlen = bn_calloc(nm ? nm : 1, sizeof *mlen);
+    if (!mstr || !mlen) { st = BN_ERR_NOMEM; goto done; }
+    for (uint32_t k = 0; k < nm; k++) {
+        int32_t a, b;
+        if (t->mode == BN_BPE_RANKS) { a = rules[k].l; b = rules[k].r; }
+        else { a = t->merge_l[k]; b = t->merge_r[k]; }
+        mstr[k] = bn_malloc(((size_t)t->len[a] + t->len[b]) * 2 + 2);
+        if (!mstr[k]) { st = BN_ERR_NOMEM; goto done; }
+        size_t o = spell(t, a, mstr[k]);
+        mstr[k][o++] = ' ';
+        o += spell(t, b, mstr[k] + o);
+        mlen[k] = o;
+    }
+    st = bn_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2");
+    if (!st) st = bn_gguf_writer_add_str(w, "tokenizer.ggml.pre", t->pre_name[0] ? t->pre_name : "llama-bpe");
+    if (!st) st = bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)strs, lens, (uint64_t)n);
+    if (!st) st = bn_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", BN_GGUF_INT32, types, (uint64_t)n);
+    if (!st) st = bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.merges", (const char *const *)mstr, mlen, nm);
+    if (!st && t->bos_id >= 0) st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
+    if (!st && t->eos_id >= 0) st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
+    if (!st && t->eot_id >= 0) st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)t->eot_id);
+    if (!st && t->eom_id >= 0) st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eom_token_id", (uint32_t)t->eom_id);
+    if (!st) {
+        bn_gguf_value v = {.type = BN_GGUF_BOOL, .v.b = t->bos_id >= 0};
+        st = bn_gguf_writer_add_kv(w, "tokenizer.ggml.add_bos_token", &v);
+    }
+done:
+    if (strs)
+        for (int32_t i = 0; i < n; i++) free(strs[i]);
+    if (mstr)
+        for (uint32_t k = 0; k < nm; k++) free(mstr[k]);
+    free(strs); free(lens); free(types); free(rules); free(mstr); free(mlen);
+    return st;
+}

@@ -1,0 +1,299 @@
+/* test_kernels.c — every SIMD kernel table available on this CPU against the
+ * scalar reference (ref.c): activation quantization and the ternary GEMV /
+ * GEMM bit for bit, the dense head within float tolerance, on random data
+ * and awkward shapes (K not a multiple of 128, one row, one token, row
+ * sub-ranges, extreme activations, 0b11 weight codes). */
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "harness.h"
+#include "kernels/kernels.h"
+
+/* ---- deterministic random numbers (xorshift64*) */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+}
+static float rndf(void) { return (float)(rnd() >> 40) / (float)(1u << 24) * 2.0f - 1.0f; }
+
+static uint32_t fbits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+/* Random T2R weights [m, k]; the padding columns and some 0b11 codes hold
+ * garbage on purpose (kernels must read 0b11 as 0 and padding times 0). */
+static uint8_t *make_weights(int m, int k, int p3_percent) {
+    const size_t rb = bn_t2r_row_bytes(k);
+    uint8_t *w = malloc(rb * (size_t)m + 64);
+    for (size_t i = 0; i < rb * (size_t)m; i++) {
+        uint8_t b = 0;
+        for (int j = 0; j < 4; j++) {
+            unsigned c = (unsigned)(rnd() % 100) < (unsigned)p3_percent ? 3u : (unsigned)(rnd() % 3);
+            b = (uint8_t)((b << 2) | c);
+        }
+        w[i] = b;
+    }
+    return w;
+}
+
+enum { ACT_RANDOM, ACT_EQUAL, ACT_ZERO, ACT_HUGE, ACT_TINY, ACT_HALVES, ACT_SPECIAL, ACT_COUNT };
+
+static void make_act(float *x, int n, int kind) {
+    for (int i = 0; i < n; i++) {
+        switch (kind) {
+        case ACT_RANDOM: x[i] = rndf() * 3.0f; break;
+        case ACT_EQUAL: x[i] = 0.75f; break;
+        case ACT_ZERO: x[i] = 0.0f; break;
+        case ACT_HUGE: x[i] = (rnd() & 1 ? 3.0e38f : -3.0e38f) * (0.5f + 0.5f * fabsf(rndf())); break;
+        case ACT_TINY: x[i] = rndf() * 1e-7f; break;
+        case ACT_HALVES: /* x * 127 / absmax lands exactly on .5: ties to even */
+            x[i] = i == 0 ? 127.0f : (float)((int)(rnd() % 254) - 127) + 0.5f;
+            break;
+        case ACT_SPECIAL: {
+            const float sp[] = {INFINITY, -INFINITY, NAN, -0.0f, 1.0f, -1.0f, 1e-45f};
+            x[i] = (rnd() % 4 == 0) ? sp[rnd() % 7] : rndf();
+            break;
+        }
+        }
+    }
+}
+
+/* ---- quantize_act */
+static void check_quantize(const bn_kernels *kt, int k, int n_tokens, int kind) {
+    const int kp = bn_pad_k(k);
+    const size_t ldx = (size_t)k + 3, ldq = (size_t)kp + 64;
+    float *x = malloc(sizeof(float) * ldx * (size_t)n_tokens);
+    int8_t *q0 = malloc(ldq * (size_t)n_tokens), *q1 = malloc(ldq * (size_t)n_tokens);
+    float s0[64], s1[64];
+    int32_t u0[64], u1[64];
+    make_act(x, (int)(ldx * (size_t)n_tokens), kind);
+    memset(q0, 0x5a, ldq * (size_t)n_tokens);
+    memset(q1, 0x5a, ldq * (size_t)n_tokens);
+    bn_ref_quantize_act(x, ldx, k, n_tokens, q0, ldq, s0, u0);
+    kt->quantize_act(x, ldx, k, n_tokens, q1, ldq, s1, u1);
+    int bad = 0;
+    for (int n = 0; n < n_tokens; n++) {
+        if (memcmp(q0 + (size_t)n * ldq, q1 + (size_t)n * ldq, ldq) != 0) bad++;
+        if (fbits(s0[n]) != fbits(s1[n]) || u0[n] != u1[n]) bad++;
+    }
+    CHECK_MSG(bad == 0, "%s quantize_act k=%d n=%d kind=%d: %d mismatches", kt->name, k,
+              n_tokens, kind, bad);
+    /* x_sum is optional */
+    kt->quantize_act(x, ldx, k, 1, q1, ldq, s1, NULL);
+    CHECK(memcmp(q0, q1, (size_t)kp) == 0);
+    free(x);
+    free(q0);
+    free(q1);
+}
+
+static void test_quantize(const bn_kernels *kt) {
+    const int ks[] = {1, 15, 16, 17, 100, 128, 256, 300, 2560, 6912};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
+        for (int kind = 0; kind < ACT_COUNT; kind++) check_quantize(kt, ks[i], 3, kind);
+    check_quantize(kt, 2560, 33, ACT_RANDOM);
+}
+
+/* ---- tgemm: bit-exact against the reference */
+static int check_tgemm_case(const bn_kernels *kt, int M, int k, int N, int m0, int m1, int kind,
+                            int p3, int null_sum) {
+    const int kp = bn_pad_k(k);
+    const size_t ldx = (size_t)k, ldq = (size_t)kp + 128 * (N & 1), ldy = (size_t)M + 5;
+    uint8_t *w = make_weights(M, k, p3);
+    float *x = malloc(sizeof(float) * ldx * (size_t)N);
+    int8_t *q = malloc(ldq * (size_t)N);
+    float *xs = malloc(sizeof(float) * (size_t)N);
+    int32_t *xu = malloc(sizeof(int32_t) * (size_t)N);
+    float *y0 = malloc(sizeof(float) * ldy * (size_t)N), *y1 = malloc(sizeof(float) * ldy * (size_t)N);
+    make_act(x, (int)(ldx * (size_t)N), kind);
+    memset(q, 0x33, ldq * (size_t)N); /* beyond Kp: garbage kernels must not read */
+    bn_ref_quantize_act(x, ldx, k, N, q, ldq, xs, xu);
+    for (size_t i = 0; i < ldy * (size_t)N; i++) y0[i] = y1[i] = -12345.0f;
+    const float w_scale = 0.37f + fabsf(rndf());
+    bn_ref_tgemm(w, k, q, ldq, xs, xu, N, w_scale, y0, ldy, m0, m1);
+    kt->tgemm(w, k, q, ldq, xs, null_sum ? NULL : xu, N, w_scale, y1, ldy, m0, m1);
+    int bad = 0;
+    for (size_t i = 0; i < ldy * (size_t)N; i++)
+        if (fbits(y0[i]) != fbits(y1[i])) {
+            if (bad < 3)
+                fprintf(stderr, "  %s M=%d k=%d N=%d [%d,%d): y[%zu] ref %.9g got %.9g\n",
+                        kt->name, M, k, N, m0, m1, i, y0[i], y1[i]);
+            bad++;
+        }
+    CHECK_MSG(bad == 0, "%s tgemm M=%d k=%d N=%d rows [%d,%d) kind=%d: %d mismatches", kt->name,
+              M, k, N, m0, m1, kind, bad);
+    free(w);
+    free(x);
+    free(q);
+    free(xs);
+    free(xu);
+    free(y0);
+    free(y1);
+    return bad == 0;
+}
+
+static void test_tgemm_shapes(const bn_kernels *kt) {
+    const int ks[] = {128, 256, 100, 300, 384, 2560};
+    const int ms[] = {1, 3, 17, 64, 255};
+    const int ns[] = {1, 2, 3, 7, 16, 33};
+    int ok = 0, total = 0;
+    for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
+        for (size_t b = 0; b < sizeof ms / sizeof ms[0]; b++)
+            for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+                const int M = ms[b], k = ks[a], N = ns[c];
+                if ((double)M * k * N > 4e6) continue; /* keep the scalar oracle fast */
+                ok += check_tgemm_case(kt, M, k, N, 0, M, ACT_RANDOM, 2, 0);
+                total++;
+            }
+    fprintf(stderr, "   %s: %d/%d shape cases exact\n", kt->name, ok, total);
+}
+
+static void test_tgemm_big(const bn_kernels *kt) {
+    /* the 2B4T inner sizes, K = 2560 and 6912 (odd and even block counts) */
+    check_tgemm_case(kt, 40, 6912, 1, 0, 40, ACT_RANDOM, 1, 0);
+    check_tgemm_case(kt, 33, 6912, 13, 0, 33, ACT_RANDOM, 1, 0);
+    check_tgemm_case(kt, 64, 2560, 1, 0, 64, ACT_RANDOM, 0, 0);
+    check_tgemm_case(kt, 70, 2560, 25, 0, 70, ACT_RANDOM, 0, 0);
+    check_tgemm_case(kt, 8, 1152, 3, 0, 8, ACT_RANDOM, 0, 0); /* 9 blocks: odd */
+    check_tgemm_case(kt, 5, 17000, 1, 0, 5, ACT_RANDOM, 1, 0); /* Kp beyond the GEMV buffer */
+    check_tgemm_case(kt, 5, 17000, 2, 0, 5, ACT_RANDOM, 1, 0);
+}
+
+static void test_tgemm_ranges(const bn_kernels *kt) {
+    /* sub-ranges as the threads split them: unaligned starts and ends */
+    const int r[][2] = {{0, 1}, {1, 2}, {5, 9}, {3, 36}, {17, 64}, {31, 97}, {64, 100}, {99, 100}};
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        check_tgemm_case(kt, 100, 300, 1, r[i][0], r[i][1], ACT_RANDOM, 1, 0);
+        check_tgemm_case(kt, 100, 300, 5, r[i][0], r[i][1], ACT_RANDOM, 1, 0);
+        check_tgemm_case(kt, 100, 640, 14, r[i][0], r[i][1], ACT_RANDOM, 1, 0);
+    }
+}
+
+static void test_tgemm_extremes(const bn_kernels *kt) {
+    for (int kind = 0; kind < ACT_COUNT; kind++) {
+        check_tgemm_case(kt, 19, 300, 1, 0, 19, kind, 3, 0);
+        check_tgemm_case(kt, 19, 300, 4, 0, 19, kind, 3, 0);
+    }
+    /* every code 0b11: all weights 0 */
+    check_tgemm_case(kt, 9, 256, 1, 0, 9, ACT_RANDOM, 100, 0);
+    check_tgemm_case(kt, 9, 256, 3, 0, 9, ACT_RANDOM, 100, 0);
+    /* x_sum omitted: the kernel computes it */
+    check_tgemm_case(kt, 21, 2560, 1, 0, 21, ACT_RANDOM, 1, 1);
+    check_tgemm_case(kt, 21, 2560, 70, 0, 21, ACT_RANDOM, 1, 1);
+}
+
+/* Saturation corner: all weights +1 or -1 and every activation -128 / 127:
+ * the largest int16 pair sums the AVX2 path can see. */
+static void test_tgemm_saturation(const bn_kernels *kt) {
+    const int M = 4, k = 512, kp = bn_pad_k(k);
+    const size_t rb = bn_t2r_row_bytes(k);
+    uint8_t *w = malloc(rb * M);
+    memset(w, 0xAA, rb * 2);          /* rows 0,1: +1 */
+    memset(w + rb * 2, 0x00, rb * 2); /* rows 2,3: -1 */
+    int8_t *q = malloc((size_t)kp * 2);
+    memset(q, 0x80, (size_t)kp);      /* token 0: -128 */
+    memset(q + kp, 0x7f, (size_t)kp); /* token 1: 127 */
+    const float xs[2] = {0.5f, 0.25f};
+    const int32_t xu[2] = {-128 * k, 127 * k};
+    float y0[8], y1[8];
+    bn_ref_tgemm(w, k, q, (size_t)kp, xs, xu, 2, 1.0f, y0, M, 0, M);
+    kt->tgemm(w, k, q, (size_t)kp, xs, xu, 2, 1.0f, y1, M, 0, M);
+    CHECK(memcmp(y0, y1, sizeof y0) == 0);
+    CHECK(y0[0] == -128.0f * k * 0.5f);
+    kt->tgemm(w, k, q, (size_t)kp, xs, xu, 1, 1.0f, y1, M, 0, M);
+    CHECK(memcmp(y0, y1, sizeof(float) * M) == 0);
+    free(w);
+    free(q);
+}
+
+/* ---- head: tolerance 1e-5 of the sum of |terms| */
+static void check_head(const bn_kernels *kt, bn_type et, int n_embd, int V, int N, int v0, int v1) {
+    const size_t ldh = (size_t)n_embd + 1, ldl = (size_t)V + 2;
+    const size_t esz = et == BN_TYPE_F32 ? 4 : 2;
+    void *E = malloc(esz * (size_t)V * (size_t)n_embd);
+    float *ef = malloc(sizeof(float) * (size_t)V * (size_t)n_embd);
+    float *h = malloc(sizeof(float) * ldh * (size_t)N);
+    float *l0 = malloc(sizeof(float) * ldl * (size_t)N), *l1 = malloc(sizeof(float) * ldl * (size_t)N);
+    for (size_t i = 0; i < (size_t)V * (size_t)n_embd; i++) {
+        const float f = rndf() * 0.2f;
+        if (et == BN_TYPE_F16) { ((uint16_t *)E)[i] = bn_f32_to_f16(f); ef[i] = bn_f16_to_f32(((uint16_t *)E)[i]); }
+        else if (et == BN_TYPE_BF16) { ((uint16_t *)E)[i] = bn_f32_to_bf16(f); ef[i] = bn_bf16_to_f32(((uint16_t *)E)[i]); }
+        else { ((float *)E)[i] = f; ef[i] = f; }
+    }
+    for (size_t i = 0; i < ldh * (size_t)N; i++) h[i] = rndf() * 4.0f;
+    for (size_t i = 0; i < ldl * (size_t)N; i++) l0[i] = l1[i] = -777.0f;
+    bn_ref_head(E, et, n_embd, h, ldh, N, l0, ldl, v0, v1);
+    kt->head(E, et, n_embd, h, ldh, N, l1, ldl, v0, v1);
+    int bad = 0;
+    for (int n = 0; n < N; n++)
+        for (int v = 0; v < V + 2; v++) {
+            const size_t i = (size_t)n * ldl + (size_t)v;
+            if (v < v0 || v >= v1) { if (l1[i] != -777.0f) bad++; continue; }
+            double mag = 0;
+            for (int j = 0; j < n_embd; j++)
+                mag += fabs((double)ef[(size_t)v * n_embd + j] * h[(size_t)n * ldh + j]);
+            if (!(fabs((double)l0[i] - l1[i]) <= 1e-5 * mag + 1e-30)) bad++;
+        }
+    CHECK_MSG(bad == 0, "%s head type %d n_embd=%d V=%d N=%d: %d mismatches", kt->name, (int)et,
+              n_embd, V, N, bad);
+    free(E);
+    free(ef);
+    free(h);
+    free(l0);
+    free(l1);
+}
+
+static void test_head(const bn_kernels *kt) {
+    const bn_type ts[] = {BN_TYPE_F32, BN_TYPE_F16, BN_TYPE_BF16};
+    for (int t = 0; t < 3; t++) {
+        check_head(kt, ts[t], 256, 37, 1, 0, 37);
+        check_head(kt, ts[t], 100, 13, 5, 0, 13);
+        check_head(kt, ts[t], 7, 9, 2, 1, 8);
+        check_head(kt, ts[t], 2560, 11, 3, 2, 11);
+        check_head(kt, ts[t], 300, 21, 7, 3, 20);
+    }
+}
+
+/* ---- dispatch */
+static void test_dispatch(void) {
+    bn_cpu_features f;
+    bn_cpu_detect(&f);
+    fprintf(stderr, "   cpu: avx2=%d fma=%d f16c=%d avx512f=%d bw=%d vl=%d dq=%d vnni=%d vbmi=%d "
+                    "avx_vnni=%d gfni=%d\n", f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw,
+            f.avx512vl, f.avx512dq, f.avx512vnni, f.avx512vbmi, f.avx_vnni, f.gfni);
+    CHECK(bn_kernels_ref() && !strcmp(bn_kernels_ref()->name, "ref"));
+    CHECK(bn_kernels_by_name("ref") == bn_kernels_ref());
+    CHECK(bn_kernels_by_name("nonsense") == NULL);
+    CHECK(bn_kernels_by_name(NULL) == NULL);
+    const bn_kernels *best = bn_kernels_best();
+    CHECK(best != NULL && best->quantize_act && best->tgemm && best->head);
+    if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni && f.avx2) {
+        CHECK(bn_kernels_by_name("avx512") != NULL);
+        CHECK(best == bn_kernels_by_name("avx512"));
+    }
+    fprintf(stderr, "   best table: %s\n", best->name);
+}
+
+static void run_table(const char *name) {
+    const bn_kernels *kt = bn_kernels_by_name(name);
+    if (!kt) {
+        fprintf(stderr, "-- %s: not supported on this CPU, skipped\n", name);
+        return;
+    }
+    fprintf(stderr, "-- table %s\n", kt->name);
+    test_quantize(kt);
+    test_tgemm_shapes(kt);
+    test_tgemm_big(kt);
+    test_tgemm_ranges(kt);
+    test_tgemm_extremes(kt);
+    test_tgemm_saturation(kt);
+    test_head(kt);
+}
+
+int main(void) {
+    RUN(test_dispatch);
+    run_table("avx2");
+    run_table("avx512");
+    return bn_test_finish("kernels");
+}
