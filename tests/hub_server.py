@@ -16,6 +16,7 @@ usage: hub_server.py --repo ORG/NAME=DIR ... [--gated ORG/NAME --token T]
 Binds 127.0.0.1 port 0 and prints "PORT n". Then reads commands on stdin, one a line:
   cut N      the next N file bodies are cut after half their bytes (connection closed)
   corrupt N  the next N file bodies have one byte flipped
+  busy N     the next N requests of any kind get 503
   log        prints one line per request since the last clear: METHOD PATH STATUS RANGE SENT
              then "end"
   clear      forgets the log
@@ -58,6 +59,7 @@ class State:
     def __init__(self):
         self.lock = threading.Lock()
         self.cut = 0
+        self.busy = 0
         self.corrupt = 0
         self.log = []
         self.repos = {}
@@ -159,6 +161,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
+        with STATE.lock:
+            busy = STATE.busy > 0
+            STATE.busy -= busy
+        if busy:
+            return self.error(503, "ServiceUnavailable", "try again")
         path = urllib.parse.urlsplit(self.path).path
         if path.startswith("/api/models/"):
             rest = path[len("/api/models/"):]
@@ -220,6 +227,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_body(data, common + [("ETag", '"%s"' % git)])
 
 
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a client that hangs up mid-body (the tests make some) is not news
+        if isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repo", action="append", default=[], help="ORG/NAME=DIR")
@@ -236,8 +253,7 @@ def main():
     STATE.gated = set(a.gated)
     STATE.token = a.token
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     print("PORT %d" % srv.server_address[1], flush=True)
     for line in sys.stdin:
@@ -249,6 +265,8 @@ def main():
         with STATE.lock:
             if cmd[0] == "cut":
                 STATE.cut = int(cmd[1])
+            elif cmd[0] == "busy":
+                STATE.busy = int(cmd[1])
             elif cmd[0] == "corrupt":
                 STATE.corrupt = int(cmd[1])
             elif cmd[0] == "clear":

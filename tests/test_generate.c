@@ -235,6 +235,73 @@ static void test_cancel(void) {
     bn_context_free(ctx);
 }
 
+/* ---- text: streaming and stop strings (hf-tiny's ids < 512 are valid
+ * LLaMA 3 tokens, so its greedy ids read as " this this be" "ou" x5 " [" x3 ...) */
+
+typedef struct text_acc {
+    char   buf[1024];
+    size_t len;
+    int    calls, flushes;
+} text_acc;
+
+static bool cb_text(const char *piece, size_t len, int32_t token, const bn_sample_info *info, void *user) {
+    text_acc *a = user;
+    (void)info;
+    if (len && a->len + len < sizeof a->buf) { memcpy(a->buf + a->len, piece, len); a->len += len; }
+    a->calls++;
+    a->flushes += token < 0;
+    return true;
+}
+
+static void test_text_and_stop_strings(void) {
+    bn_tokenizer *tok = NULL;
+    CHECK_OK(bn_tokenizer_load(bn_test_src("tests/data/tokenizer/llama3.tiktoken"), &tok));
+    if (!tok) return;
+    bn_context *ctx = make_ctx(64, 1);
+    bn_sampler *s = greedy();
+    bn_generate_params gp = bn_generate_default_params();
+    gp.max_tokens = 16;
+    bn_generate_result r;
+    /* no stop: the streamed text is the decoded ids */
+    text_acc a = {0};
+    CHECK_OK(bn_generate(ctx, g_model, tok, s, g_ref, 6, &gp, cb_text, &a, &r));
+    char *want = NULL;
+    size_t want_len = 0;
+    CHECK_OK(bn_detokenize(tok, g_ref + 6, 16, true, &want, &want_len));
+    CHECK(r.text && r.text_len == want_len && !memcmp(r.text, want, want_len));
+    CHECK(a.len == want_len && !memcmp(a.buf, want, want_len));
+    CHECK(a.calls - a.flushes == 16);
+    free(want);
+    bn_generate_result_free(&r);
+
+    /* "ouou" completes at the 6th token: nothing of it may reach the stream */
+    static const char *const stops[] = {"zzz", "ouou"};
+    gp.stop = stops;
+    gp.n_stop = 2;
+    bn_seq_truncate(ctx, 0, 0);
+    text_acc b = {0};
+    CHECK_OK(bn_generate(ctx, g_model, tok, s, g_ref, 6, &gp, cb_text, &b, &r));
+    CHECK_MSG(r.finish == BN_FINISH_STOP && r.n_gen == 5, "finish %s n_gen %d", bn_finish_reason_name(r.finish), (int)r.n_gen);
+    CHECK(r.text && !strcmp(r.text, " this this be"));
+    CHECK_MSG(b.len == 13 && !memcmp(b.buf, " this this be", 13), "streamed '%.*s'", (int)b.len, b.buf);
+    bn_generate_result_free(&r);
+
+    /* " [" : text up to it, the repeated "ou" released */
+    static const char *const stop2[] = {" ["};
+    gp.stop = stop2;
+    gp.n_stop = 1;
+    bn_seq_truncate(ctx, 0, 0);
+    text_acc c = {0};
+    CHECK_OK(bn_generate(ctx, g_model, tok, s, g_ref, 6, &gp, cb_text, &c, &r));
+    CHECK(r.finish == BN_FINISH_STOP && r.n_gen == 9 && r.ids[8] == 510);
+    CHECK(r.text && !strcmp(r.text, " this this beououououou"));
+    CHECK(c.len == strlen(" this this beououououou") && !memcmp(c.buf, r.text, c.len));
+    bn_generate_result_free(&r);
+    bn_sampler_free(s);
+    bn_context_free(ctx);
+    bn_tokenizer_free(tok);
+}
+
 /* ---- perplexity */
 
 static int32_t *seq33_ids(void) {
@@ -317,6 +384,7 @@ int main(void) {
     RUN(test_errors);
     RUN(test_context_limit_and_stop_ids);
     RUN(test_cancel);
+    RUN(test_text_and_stop_strings);
     RUN(test_perplexity_matches_reference);
     bn_model_free(g_model);
     return bn_test_finish("test_generate");

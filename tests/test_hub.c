@@ -6,7 +6,9 @@
  * against FIPS 180-2 vectors and the name checks and file choice. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -460,6 +462,7 @@ static void test_offline(void) {
     CHECK(bn_hub_pull("test/tiny", "tokenizer.json", NULL, &o, &path) == BN_ERR_NOT_FOUND);
     /* online but unreachable: the message points at HF_HUB_OFFLINE */
     o.offline = false;
+    o.retries = 0;
     CHECK(bn_hub_pull("test/tiny", NULL, NULL, &o, &path) == BN_ERR_IO);
     CHECK_MSG(strstr(bn_last_error(), "HF_HUB_OFFLINE=1"), "%s", bn_last_error());
     free(online);
@@ -500,6 +503,95 @@ static void test_errors(void) {
     CHECK(bn_hub_pull("test/gated", NULL, NULL, &o2, &path) == BN_ERR_INVALID_ARG);
     CHECK(bn_hub_pull("bad name", NULL, NULL, &o, &path) == BN_ERR_INVALID_ARG);
     CHECK(bn_hub_pull("test/tiny", "../x", NULL, &o, &path) == BN_ERR_INVALID_ARG);
+}
+
+/* the listing answered 503 twice: retried; three times: a clear error */
+static void test_busy_retry(void) {
+    bn_hub_options o = opts(true);
+    srv_cmd("clear");
+    srv_cmd("busy 2");
+    char *path = NULL;
+    CHECK_OK(bn_hub_pull("test/tiny-gguf", "tiny-f16.gguf", NULL, &o, &path));
+    if (path) CHECK(same_file(path, gguf_f16, gguf_f16_n));
+    free(path);
+    const char *log = srv_cmd("log");
+    CHECK_MSG(strstr(log, " 503 ") && strstr(strstr(log, " 503 ") + 1, " 503 "), "%s", log);
+    o = opts(true);
+    o.retries = 1;
+    srv_cmd("busy 2");
+    CHECK(bn_hub_pull("test/tiny-gguf", NULL, NULL, &o, &path) == BN_ERR_IO);
+    CHECK_MSG(strstr(bn_last_error(), "503") && strstr(bn_last_error(), "try again later"), "%s", bn_last_error());
+    srv_cmd("busy 0");
+}
+
+/* writing fails mid-file (a file-size limit stands in for a full disk):
+ * the error says so, the partial file stays, the next pull resumes it */
+static void test_no_room(void) {
+    bn_hub_options o = opts(true);
+    o.retries = 0;
+    char msgfile[800];
+    snprintf(msgfile, sizeof msgfile, "%s/no_room.txt", cache_root);
+    const long limit = 600000;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+        signal(SIGXFSZ, SIG_IGN);
+        setrlimit(RLIMIT_FSIZE, &rl);
+        char *path = NULL;
+        bn_status st = bn_hub_pull("test/tiny-gguf", NULL, NULL, &o, &path);
+        int fd = open(msgfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) { ssize_t w = write(fd, bn_last_error(), strlen(bn_last_error())); (void)w; close(fd); }
+        _exit((int)st);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == BN_ERR_IO);
+    size_t n = 0;
+    char *msg = bn_test_read(msgfile, &n);
+    CHECK_MSG(msg && strstr(msg, "no room to write") && strstr(msg, "kept"), "%s", msg ? msg : "(none)");
+    free(msg);
+    char sha[65], part[1024];
+    sha_hex(gguf_i2s, gguf_i2s_n, sha);
+    snprintf(part, sizeof part, "%s/models--test--tiny-gguf/blobs/%s.incomplete", cur_cache(), sha);
+    struct stat sb;
+    CHECK(stat(part, &sb) == 0 && sb.st_size == limit);
+    srv_cmd("clear");
+    char *path = NULL;
+    CHECK_OK(bn_hub_pull("test/tiny-gguf", NULL, NULL, &o, &path));
+    if (path) CHECK(same_file(path, gguf_i2s, gguf_i2s_n));
+    free(path);
+    char want[64];
+    snprintf(want, sizeof want, " 206 bytes=%ld- ", limit);
+    CHECK_MSG(strstr(srv_cmd("log"), want) != NULL, "no resume from %ld", limit);
+}
+
+/* two threads pull the same model into one cache at once: both succeed,
+ * each file crosses the wire once (the per-blob lock) */
+typedef struct pull_job { bn_hub_options o; bn_status st; char *path; char err[256]; } pull_job;
+
+static void *pull_thread(void *arg) {
+    pull_job *j = arg;
+    j->st = bn_hub_pull("test/tiny", NULL, NULL, &j->o, &j->path);
+    snprintf(j->err, sizeof j->err, "%s", bn_last_error());
+    return NULL;
+}
+
+static void test_concurrent(void) {
+    pull_job a = {.o = opts(true)}, b;
+    b = a;
+    srv_cmd("clear");
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, pull_thread, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, pull_thread, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK_MSG(a.st == BN_OK && b.st == BN_OK, "%s | %s", a.err, b.err);
+    CHECK(a.path && b.path && !strcmp(a.path, b.path));
+    const char *log = srv_cmd("log");
+    CHECK_MSG(body_gets(log) == 2, "%d body transfers:\n%s", body_gets(log), log);
+    free(a.path);
+    free(b.path);
 }
 
 static void set_used(const char *repo_folder, time_t t) {
@@ -577,6 +669,9 @@ int main(void) {
         RUN(test_corrupt_rejected);
         RUN(test_offline);
         RUN(test_errors);
+        RUN(test_busy_retry);
+        RUN(test_no_room);
+        RUN(test_concurrent);
         RUN(test_list_rm_cap);
     }
     srv_stop();

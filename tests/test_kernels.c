@@ -255,6 +255,125 @@ static void test_head(const bn_kernels *kt) {
     }
 }
 
+/* ---- quantized head */
+typedef struct qh_fixture {
+    bn_qhead E;
+    uint16_t *scales;
+    uint8_t *codes;
+    float *rows; /* the f32 rows it was made from */
+} qh_fixture;
+
+static void qh_make(qh_fixture *f, int bits, int n_embd, int V) {
+    f->E.bits = bits;
+    f->E.n_vocab = V;
+    f->E.n_embd = n_embd;
+    f->E.nblk = bn_pad_k(n_embd) / BN_QH_BLOCK;
+    f->E.row_bytes = bn_qhead_row_bytes(bits, n_embd);
+    f->scales = malloc(sizeof(uint16_t) * (size_t)f->E.nblk * (size_t)V);
+    f->codes = malloc(f->E.row_bytes * (size_t)V + 64);
+    f->rows = malloc(sizeof(float) * (size_t)n_embd * (size_t)V);
+    for (size_t i = 0; i < (size_t)n_embd * (size_t)V; i++) {
+        f->rows[i] = rndf() * 0.1f;
+        if (rnd() % 97 == 0) f->rows[i] *= 20.0f; /* outliers */
+    }
+    for (int v = 0; v < V / 7; v++) /* a few all-zero rows: scale 0 */
+        memset(f->rows + (size_t)(v * 7) * n_embd, 0, sizeof(float) * (size_t)n_embd);
+    for (int v = 0; v < V; v++)
+        bn_qhead_quantize_row(bits, f->rows + (size_t)v * n_embd, n_embd,
+                              f->scales + (size_t)v * f->E.nblk, f->codes + (size_t)v * f->E.row_bytes);
+    f->E.scales = f->scales;
+    f->E.codes = f->codes;
+}
+
+static void qh_free(qh_fixture *f) {
+    free(f->scales);
+    free(f->codes);
+    free(f->rows);
+}
+
+/* The quantizer: every element within half a step of its row value, codes
+ * within qmax, padding codes at the offset (c = 0). */
+static void test_qhead_quantizer(void) {
+    const int bits_list[] = {8, 6, 4};
+    for (int bi = 0; bi < 3; bi++) {
+        const int bits = bits_list[bi], qmax = bits == 8 ? 127 : bits == 6 ? 31 : 7;
+        const int off = bits == 8 ? 128 : bits == 6 ? 32 : 8;
+        qh_fixture f;
+        qh_make(&f, bits, 300, 9);
+        int bad = 0;
+        for (int v = 0; v < 9; v++) {
+            const uint8_t *row = f.codes + (size_t)v * f.E.row_bytes;
+            for (int i = 0; i < bn_pad_k(300); i++) {
+                const int c = bn_qhead_get_u(bits, row, i) - off;
+                const float d = bn_f16_to_f32(f.scales[(size_t)v * f.E.nblk + i / BN_QH_BLOCK]);
+                if (c < -qmax || c > qmax) bad++;
+                if (i >= 300) { if (c != 0) bad++; continue; }
+                const float x = f.rows[(size_t)v * 300 + i];
+                const float amax_step = d * 0.5f * 1.0001f + 1e-12f;
+                if (fabsf(x) <= d * (float)qmax * 1.001f + 1e-12f && fabsf(c * d - x) > amax_step) bad++;
+            }
+        }
+        CHECK_MSG(bad == 0, "qhead %d-bit quantizer: %d bad codes", bits, bad);
+        qh_free(&f);
+    }
+}
+
+/* Reference against a double-precision dot of the dequantized operands, then
+ * every table against the reference. */
+static void check_qhead(const bn_kernels *kt, int bits, int n_embd, int V, int N, int v0, int v1) {
+    const int kp = bn_pad_k(n_embd), off = bits == 8 ? 128 : bits == 6 ? 32 : 8;
+    qh_fixture f;
+    qh_make(&f, bits, n_embd, V);
+    const size_t ldq = (size_t)kp + 64, ldl = (size_t)V + 3;
+    float *h = malloc(sizeof(float) * (size_t)n_embd * (size_t)N);
+    int8_t *hq = malloc(ldq * (size_t)N);
+    float *hs = malloc(sizeof(float) * (size_t)N);
+    float *l0 = malloc(sizeof(float) * ldl * (size_t)N), *l1 = malloc(sizeof(float) * ldl * (size_t)N);
+    for (size_t i = 0; i < (size_t)n_embd * (size_t)N; i++) h[i] = rndf() * 5.0f;
+    bn_ref_quantize_act(h, (size_t)n_embd, n_embd, N, hq, ldq, hs, NULL);
+    for (size_t i = 0; i < ldl * (size_t)N; i++) l0[i] = l1[i] = -55.0f;
+    bn_ref_qhead(&f.E, hq, ldq, hs, N, l0, ldl, v0, v1);
+    kt->qhead(&f.E, hq, ldq, hs, N, l1, ldl, v0, v1);
+    int bad_ref = 0, bad = 0;
+    for (int n = 0; n < N; n++)
+        for (int v = 0; v < V + 3; v++) {
+            const size_t o = (size_t)n * ldl + (size_t)v;
+            if (v < v0 || v >= v1) { if (l0[o] != -55.0f || l1[o] != -55.0f) bad++; continue; }
+            double exact = 0, mag = 0;
+            const uint8_t *row = f.codes + (size_t)v * f.E.row_bytes;
+            for (int i = 0; i < kp; i++) {
+                const double t = (double)(bn_qhead_get_u(bits, row, i) - off) *
+                                 bn_f16_to_f32(f.scales[(size_t)v * f.E.nblk + i / BN_QH_BLOCK]) *
+                                 hq[(size_t)n * ldq + (size_t)i] * hs[n];
+                exact += t;
+                mag += fabs(t);
+            }
+            if (!(fabs(exact - l0[o]) <= 1e-5 * mag + 1e-30)) bad_ref++;
+            if (!(fabs((double)l0[o] - l1[o]) <= 1e-5 * mag + 1e-30)) bad++;
+        }
+    CHECK_MSG(bad_ref == 0, "ref qhead %d-bit n_embd=%d: %d off the exact dot", bits, n_embd, bad_ref);
+    CHECK_MSG(bad == 0, "%s qhead %d-bit n_embd=%d V=%d N=%d [%d,%d): %d mismatches", kt->name,
+              bits, n_embd, V, N, v0, v1, bad);
+    free(h);
+    free(hq);
+    free(hs);
+    free(l0);
+    free(l1);
+    qh_free(&f);
+}
+
+static void test_qhead(const bn_kernels *kt) {
+    const int bits_list[] = {8, 6, 4};
+    for (int bi = 0; bi < 3; bi++) {
+        const int b = bits_list[bi];
+        check_qhead(kt, b, 256, 21, 1, 0, 21);
+        check_qhead(kt, b, 100, 9, 3, 1, 8);
+        check_qhead(kt, b, 300, 13, 6, 0, 13);
+        check_qhead(kt, b, 2560, 5, 2, 0, 5);
+        check_qhead(kt, b, 2112, 7, 5, 2, 6); /* 17 superblocks: scale loads cross 16 */
+    }
+}
+
 /* ---- dispatch */
 static void test_dispatch(void) {
     bn_cpu_features f;
@@ -289,10 +408,14 @@ static void run_table(const char *name) {
     test_tgemm_extremes(kt);
     test_tgemm_saturation(kt);
     test_head(kt);
+    test_qhead(kt);
 }
 
 int main(void) {
     RUN(test_dispatch);
+    RUN(test_qhead_quantizer);
+    fprintf(stderr, "-- table ref (quantized head reference vs exact dot)\n");
+    test_qhead(bn_kernels_ref());
     run_table("avx2");
     run_table("avx512");
     return bn_test_finish("kernels");

@@ -467,6 +467,15 @@ static void test_sharded(void) {
     d = mkfolder("nothing");
     expect_open_fail(d, BN_ERR_NOT_FOUND, "no model.safetensors.index.json, model.safetensors or *.safetensors");
     expect_open_fail(tmp_path("no-such-file.safetensors"), BN_ERR_IO, "cannot open");
+    /* FIFOs are refused without opening them (opening one would block) */
+    d = mkfolder("fifo");
+    snprintf(p, sizeof p, "%s/model.safetensors", d);
+    CHECK(mkfifo(p, 0644) == 0);
+    expect_open_fail(p, BN_ERR_IO, "not a regular file or a folder");
+    expect_open_fail(d, BN_ERR_NOT_FOUND, "no model.safetensors.index.json");
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", d);
+    write_text(p, "{\"weight_map\":{\"embed\":\"model.safetensors\"}}");
+    expect_open_fail(d, BN_ERR_NOT_FOUND, "shard 'model.safetensors' does not exist (or is not a regular file)");
 }
 
 /* The real checkpoints of the hf-tiny fixture (manifest: packed 74 tensors,

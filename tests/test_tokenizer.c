@@ -554,6 +554,183 @@ static void test_bad_input(void) {
     fprintf(stderr, "   gguf missing merges: %s\n", bn_last_error());
 }
 
+/* A tiny GGUF "llama" (SentencePiece-style) vocabulary; ids worked out by
+ * hand with llama.cpp's algorithm (highest score first, byte fallback). */
+static void write_spm_gguf(const char *path) {
+    const char *toks[268];
+    char bytes[256][8];
+    float scores[268];
+    int32_t types[268];
+    toks[0] = "<unk>"; types[0] = 2;
+    toks[1] = "<s>"; types[1] = 3;
+    toks[2] = "</s>"; types[2] = 3;
+    for (int b = 0; b < 256; b++) {
+        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
+        toks[3 + b] = bytes[b];
+        types[3 + b] = 6;
+    }
+    static const char *norm[] = {"\xe2\x96\x81", "a", "b", "c", "ab", "\xe2\x96\x81" "a", "\xe2\x96\x81" "ab", "bc",
+                                 "\xe2\x96\x81" "c"};
+    static const float sc[] = {-1, -2, -3, -4, -5, -6, -7, -0.5f, -8};
+    for (int i = 0; i < 9; i++) {
+        toks[259 + i] = norm[i];
+        types[259 + i] = 1;
+        scores[259 + i] = sc[i];
+    }
+    for (int i = 0; i < 259; i++) scores[i] = 0;
+    bn_gguf_writer *w;
+    CHECK_OK(bn_gguf_writer_create(&w));
+    CHECK_OK(bn_gguf_writer_add_str(w, "general.architecture", "bitnet"));
+    CHECK_OK(bn_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama"));
+    CHECK_OK(bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", toks, NULL, 268));
+    CHECK_OK(bn_gguf_writer_add_arr(w, "tokenizer.ggml.scores", BN_GGUF_FLOAT32, scores, 268));
+    CHECK_OK(bn_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", BN_GGUF_INT32, types, 268));
+    CHECK_OK(bn_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1));
+    CHECK_OK(bn_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 2));
+    CHECK_OK(bn_gguf_writer_write(w, path));
+    bn_gguf_writer_free(w);
+}
+
+static void check_spm(bn_tokenizer *t, const char *label) {
+    int32_t *ids;
+    size_t n, d;
+    /* " abc abc": "bc" (-0.5) merges first, leftmost first; then " a" (-6)
+     * twice; "ab" (-5) lost its b. */
+    CHECK_OK(bn_tokenize(t, "abc abc", 7, false, false, &ids, &n));
+    int32_t e1[] = {264, 266, 264, 266};
+    CHECK_MSG(same_ids(ids, n, e1, 4, &d), "%s: abc abc, first difference at %zu", label, d);
+    char *back;
+    size_t bl;
+    CHECK_OK(bn_detokenize(t, ids, n, false, &back, &bl));
+    CHECK(bl == 7 && !memcmp(back, "abc abc", 7)); /* the added space is taken off again */
+    free(back);
+    free(ids);
+    /* a character with no token falls back to its bytes */
+    CHECK_OK(bn_tokenize(t, "\xc3\xa9", 2, true, false, &ids, &n));
+    int32_t e2[] = {1, 259, 3 + 0xc3, 3 + 0xa9};
+    CHECK_MSG(same_ids(ids, n, e2, 4, &d), "%s: e-acute, first difference at %zu", label, d);
+    CHECK_OK(bn_detokenize(t, ids, n, true, &back, &bl));
+    CHECK(bl == 2 && !memcmp(back, "\xc3\xa9", 2));
+    free(back);
+    free(ids);
+    /* after a special token the fragment gets the space prefix again;
+     * " ab": "ab" (-5) before " a" (-6), then " ab" (-7) */
+    CHECK_OK(bn_tokenize(t, "<s>ab", 5, false, true, &ids, &n));
+    int32_t e3[] = {1, 265};
+    CHECK_MSG(same_ids(ids, n, e3, 2, &d), "%s: <s>ab, first difference at %zu", label, d);
+    free(ids);
+    CHECK(bn_tokenizer_bos(t) == 1 && bn_tokenizer_eos(t) == 2 && bn_tokenizer_is_eog(t, 2));
+    /* random bytes round-trip (plain text, no specials) */
+    uint64_t seed = 99;
+    int bad = 0;
+    for (int it = 0; it < 200; it++) {
+        char buf[64];
+        size_t k = rng_next(&seed) % sizeof buf;
+        for (size_t i = 0; i < k; i++) buf[i] = "abc \xc3\xa9\xe2\x80z"[rng_next(&seed) % 10];
+        if (bn_tokenize(t, buf, k, false, false, &ids, &n) != BN_OK) { bad++; continue; }
+        if (bn_detokenize(t, ids, n, false, &back, &bl) != BN_OK) { bad++; free(ids); continue; }
+        bad += bl != k || memcmp(back, buf, k);
+        free(back);
+        free(ids);
+    }
+    CHECK_MSG(bad == 0, "%s: %d SPM strings did not round-trip", label, bad);
+}
+
+static void test_spm(void) {
+    char path[512], path2[512];
+    snprintf(path, sizeof path, "%s/spm.gguf", bn_test_tmpdir());
+    snprintf(path2, sizeof path2, "%s/spm2.gguf", bn_test_tmpdir());
+    write_spm_gguf(path);
+    bn_tokenizer *t = NULL, *t2 = NULL;
+    CHECK_OK(bn_tokenizer_load(path, &t));
+    if (!t) return;
+    check_spm(t, "spm");
+    /* written back by bn_tokenizer_write_gguf and loaded again */
+    bn_gguf_writer *w;
+    CHECK_OK(bn_gguf_writer_create(&w));
+    CHECK_OK(bn_tokenizer_write_gguf(t, w));
+    CHECK_OK(bn_gguf_writer_write(w, path2));
+    bn_gguf_writer_free(w);
+    CHECK_OK(bn_tokenizer_load(path2, &t2));
+    if (t2) check_spm(t2, "spm rewritten");
+    bn_tokenizer_free(t2);
+    bn_tokenizer_free(t);
+}
+
+/* Run a shell command, return its stdout (malloc'd) and exit status. */
+static char *run_cmd(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) { *status = -1; return NULL; }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    *status = pclose(p);
+    return buf;
+}
+
+/* The CLI: bitnet tokenize / detokenize, from the ranks file and from a GGUF (-m). */
+static void test_cli(void) {
+    const char *exe = getenv("BN_BITNET");
+    if (!exe) { fprintf(stderr, "   BN_BITNET not set: CLI not tested\n"); return; }
+    char in[512], cmd[2048];
+    snprintf(in, sizeof in, "%s/cli_in.txt", bn_test_tmpdir());
+    FILE *f = fopen(in, "wb");
+    fputs("Hello world! <|eot_id|> \xc3\xa9\xe2\x80", f); /* ends in a truncated character */
+    fclose(f);
+    int st;
+    snprintf(cmd, sizeof cmd, "'%s' tokenize --tokenizer '%s' < '%s'", exe, bn_test_src(TD "llama3.tiktoken"), in);
+    char *out = run_cmd(cmd, &st);
+    /* ids cross-checked with the library (and "Hello" " world" "!" per tiktoken) */
+    CHECK_MSG(st == 0 && out && !strncmp(out, "9906 1917 0 ", 12), "tokenize printed '%s'", out ? out : "");
+    int32_t *ids;
+    size_t n;
+    size_t len;
+    char *text = bn_test_read(in, &len);
+    CHECK_OK(bn_tokenize(g_tik, text, len, false, false, &ids, &n));
+    char expect[1024];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += (size_t)snprintf(expect + k, sizeof expect - k, i ? " %d" : "%d", ids[i]);
+    snprintf(expect + k, sizeof expect - k, "\n");
+    CHECK_MSG(out && !strcmp(out, expect), "CLI '%s' vs library '%s'", out ? out : "", expect);
+    free(ids);
+    /* the ids back through detokenize give the bytes back */
+    char ids_path[512];
+    snprintf(ids_path, sizeof ids_path, "%s/cli_ids.txt", bn_test_tmpdir());
+    f = fopen(ids_path, "wb");
+    fputs(out ? out : "", f);
+    fclose(f);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' detokenize --tokenizer '%s' < '%s'", exe, bn_test_src(TD "llama3.tiktoken"), ids_path);
+    out = run_cmd(cmd, &st);
+    CHECK(st == 0 && out && strlen(out) == len && !memcmp(out, text, len));
+    free(out);
+    /* --json --bos --special, vocabulary from a GGUF through -m */
+    char gguf[512];
+    snprintf(gguf, sizeof gguf, "%s/vocab.gguf", bn_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%s' --json --bos --special < '%s'", exe, gguf, in);
+    out = run_cmd(cmd, &st);
+    CHECK_MSG(st == 0 && out && strstr(out, "[{\"id\": 128000, \"piece\": \"<|begin_of_text|>\"}, {\"id\": 9906, \"piece\": \"Hello\"}") == out,
+              "json: %s", out ? out : "");
+    CHECK(out && strstr(out, "{\"id\": 128009, \"piece\": \"<|eot_id|>\"}"));
+    CHECK(out && strstr(out, "\\\\xe2\\\\x80")); /* the truncated character, escaped */
+    free(out);
+    /* errors: exit status != 0 and nothing on stdout */
+    snprintf(cmd, sizeof cmd, "echo '5 x' | '%s' detokenize -t '%s' 2>/dev/null", exe, bn_test_src(TD "llama3.tiktoken"));
+    out = run_cmd(cmd, &st);
+    CHECK(st != 0 && out && !out[0]);
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' tokenize < /dev/null 2>/dev/null", exe);
+    out = run_cmd(cmd, &st);
+    CHECK(st != 0);
+    free(out);
+    free(text);
+}
+
 int main(void) {
     RUN(test_utf8_helpers);
     RUN(test_tiktoken_load);
@@ -565,6 +742,8 @@ int main(void) {
     RUN(test_random_bytes);
     RUN(test_stream_decoder);
     RUN(test_bad_input);
+    RUN(test_cli);
+    RUN(test_spm);
     bn_tokenizer_free(g_tik);
     bn_tokenizer_free(g_gguf);
     bn_tokenizer_free(g_hf);

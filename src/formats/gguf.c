@@ -440,10 +440,12 @@ static bn_status parse_tensor_infos(rd *r) {
         if (t->offset % g->alignment)
             return ferr(r, "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu32, t->offset,
                         g->alignment);
-        uint64_t start, end;
-        if (!bn_add_ok(g->data_offset, t->offset, &start) || !bn_add_ok(start, t->nbytes, &end) || end > g->size)
-            return ferr(r, "data [offset %" PRIu64 ", %" PRIu64 " bytes] extends past end of file (%zu bytes)",
-                        t->offset > UINT64_MAX - g->data_offset ? t->offset : start, t->nbytes, g->size);
+        uint64_t start = 0, end = 0;
+        bool in_range = bn_add_ok(g->data_offset, t->offset, &start);
+        if (!in_range) start = t->offset; /* shown as given when the sum overflows */
+        if (!in_range || !bn_add_ok(start, t->nbytes, &end) || end > g->size)
+            return ferr(r, "data [offset %" PRIu64 ", %" PRIu64 " bytes] extends past end of file (%zu bytes)", start,
+                        t->nbytes, g->size);
         t->data = g->buf + start;
     }
     r->sect = NULL;

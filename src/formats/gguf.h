@@ -75,7 +75,7 @@ const bn_gguf_tensor *bn_gguf_tensor_at(const bn_gguf *g, uint64_t i);
 const bn_gguf_tensor *bn_gguf_find_tensor(const bn_gguf *g, const char *name);
 
 /* Typed getters: false if absent or of another type (integers widen between
- * any integer types when the value fits). */
+ * any integer types when the value fits; get_f32 also takes an f64). */
 bool bn_gguf_get_u32(const bn_gguf *g, const char *key, uint32_t *out);
 bool bn_gguf_get_f32(const bn_gguf *g, const char *key, float *out);
 /* Copies into buf (NUL-terminated, truncated to cap). */

@@ -518,9 +518,11 @@ static char *st_join(const char *dir, const char *name) {
     return p;
 }
 
-static bool st_exists(const char *path) {
+/* Regular files only (symlinks followed, as in the Hub cache): opening a
+ * FIFO planted in a folder would block. */
+static bool st_is_file(const char *path) {
     struct stat sb;
-    return stat(path, &sb) == 0;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
 /* ---------------------------------------------------------- index.json */
@@ -613,7 +615,9 @@ static bn_status st_open_index(bn_st_set *s, const char *dir, const char *ipath)
             st = BN_ERR_NOMEM;
             break;
         }
-        if (!st_exists(p)) st = bn_fail(BN_ERR_NOT_FOUND, "%s: shard '" ST_Q "' does not exist", ipath, files[i]);
+        if (!st_is_file(p))
+            st = bn_fail(BN_ERR_NOT_FOUND, "%s: shard '" ST_Q "' does not exist (or is not a regular file)", ipath,
+                         files[i]);
         else st = st_open_file(s, p);
         free(p);
     }
@@ -668,6 +672,10 @@ static bn_status st_open_glob(bn_st_set *s, const char *dir) {
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (!st_has_suffix(de->d_name, ".safetensors") || de->d_name[0] == '.') continue;
+        char *full = st_join(dir, de->d_name);
+        bool regular = full && st_is_file(full);
+        free(full);
+        if (!regular) continue;
         if (n >= ST_MAX_SHARDS) {
             st = bn_fail(BN_ERR_FORMAT, "%s: more than %d .safetensors files", dir, ST_MAX_SHARDS);
             break;
@@ -712,13 +720,15 @@ bn_status bn_st_open(const char *path, bn_st_set **out) {
         char *ipath = st_join(path, "model.safetensors.index.json");
         char *single = st_join(path, "model.safetensors");
         if (!ipath || !single) st = BN_ERR_NOMEM;
-        else if (st_exists(ipath)) st = st_open_index(s, path, ipath);
-        else if (st_exists(single)) {
+        else if (st_is_file(ipath)) st = st_open_index(s, path, ipath);
+        else if (st_is_file(single)) {
             st = st_open_file(s, single);
             if (st == BN_OK) st = st_finish(s);
         } else st = st_open_glob(s, path);
         free(ipath);
         free(single);
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = bn_fail(BN_ERR_IO, "%s: not a regular file or a folder", path);
     } else {
         st = st_open_file(s, path);
         if (st == BN_OK) st = st_finish(s);

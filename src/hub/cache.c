@@ -95,7 +95,7 @@ bn_status bn_hub_link_snapshot(const char *repo_dir, const char *commit, const c
     *slash = '/';
     if (st) goto done;
     /* create under a temporary name, then rename over: atomic replacement */
-    char *tmp = bn_hub_fmt("%s.tmp.%ld", link, (long)getpid());
+    char *tmp = bn_hub_tmp_name(link);
     if (!tmp) { st = BN_ERR_NOMEM; goto done; }
     unlink(tmp);
     if (symlink(target, tmp) != 0) st = bn_fail(BN_ERR_IO, "cannot create link %s: %s", tmp, strerror(errno));

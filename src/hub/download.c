@@ -47,6 +47,19 @@ static void sleep_s(double s) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+/* Transient failures (no answer, or a 5xx) are tried again, with backoff. */
+static bool transient(bn_status st, const bn_hub_resp *r) {
+    return (st && r->transport_error) || (!st && r->status >= 500);
+}
+
+static bn_status head_retry(const bn_hub_session *s, const char *url, bn_hub_resp *r) {
+    for (int attempt = 0;; attempt++) {
+        bn_status st = bn_hub_http_head(s, url, r);
+        if (!transient(st, r) || attempt >= s->retries) return st;
+        sleep_s(0.25 * (attempt + 1));
+    }
+}
+
 /* Where the file's bytes come from, and what they must be. */
 typedef struct file_meta {
     char   *url;      /* download URL (the CDN after a redirect) */
@@ -67,7 +80,7 @@ static bn_status head_meta(const bn_hub_session *s, const char *repo, const char
     bn_hub_resp_free(&r);
     bn_status st = BN_OK;
     for (int hop = 0;; hop++) {
-        st = bn_hub_http_head(s, url, &r);
+        st = head_retry(s, url, &r);
         if (st) break;
         bool redirect = r.status == 301 || r.status == 302 || r.status == 303 || r.status == 307 || r.status == 308;
         if (redirect && r.location && r.location[0] == '/' && hop < 5) {
@@ -129,6 +142,11 @@ static bn_status download_blob(const bn_hub_session *s, const char *repo, const 
         bn_hub_resp_free(&r);
         st = bn_hub_http_get_file(s, m->url, fd, &have, &hash, m->size, file, &r);
         bool retry = false;
+        if (!st && r.status == 416 && m->size < 0 && have > 0) {
+            /* size unknown and every byte already here: verified below */
+            bn_hub_resp_free(&r);
+            break;
+        }
         if (!st && r.status != 200 && r.status != 206) {
             st = bn_hub_http_error(s, &r, file, repo);
         } else if (!st && m->size >= 0 && have < (uint64_t)m->size) {
@@ -294,7 +312,14 @@ static bn_status pull_online(const bn_hub_session *s, const char *repo, const ch
     bn_hub_resp_free(&r);
     char *body = NULL;
     size_t blen = 0;
-    bn_status st = bn_hub_http_get_mem(s, url, BN_HUB_MAX_LISTING, &body, &blen, &r);
+    bn_status st;
+    for (int attempt = 0;; attempt++) {
+        st = bn_hub_http_get_mem(s, url, BN_HUB_MAX_LISTING, &body, &blen, &r);
+        if (!transient(st, &r) || attempt >= s->retries) break;
+        free(body);
+        body = NULL;
+        sleep_s(0.25 * (attempt + 1));
+    }
     free(url);
     if (st && r.transport_error) {
         char commit[41], why[512];

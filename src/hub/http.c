@@ -311,12 +311,12 @@ bn_status bn_hub_http_get_file(const bn_hub_session *s, const char *url, int fd,
     if (f.bar_shown) progress(&f, true);
     long code = 0;
     curl_easy_getinfo(e.c, CURLINFO_RESPONSE_CODE, &code);
-    if (f.write_errno == ENOSPC || f.write_errno == EDQUOT) {
+    if (f.write_errno == ENOSPC || f.write_errno == EDQUOT || f.write_errno == EFBIG) {
         r->status = code;
         st = bn_fail(BN_ERR_IO,
-                     "disk full while downloading %s: free some space and pull again; the %" PRIu64
-                     " bytes already downloaded are kept (blobs/*.incomplete) and the download resumes",
-                     label, *have);
+                     "no room to write %s (%s): free some space (or raise the limit) and pull again; the %"
+                     PRIu64 " bytes already downloaded are kept (blobs/*.incomplete) and the download resumes",
+                     label, f.write_errno == ENOSPC ? "disk full" : strerror(f.write_errno), *have);
     } else if (f.write_errno) {
         r->status = code;
         st = bn_fail(BN_ERR_IO, "cannot write %s: %s", label, strerror(f.write_errno));

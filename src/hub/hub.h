@@ -46,6 +46,8 @@ bn_status bn_hub_rmtree(const char *path);
 /* Write a small file atomically (temp file + rename). */
 bn_status bn_hub_write_atomic(const char *path, const char *data, size_t n);
 bool bn_hub_exists(const char *path);   /* stat() succeeds (follows links) */
+/* "{path}.tmp.{pid}.{tid}": a temporary name unique to the calling thread. */
+char *bn_hub_tmp_name(const char *path);
 
 /* ---- a pull in progress: resolved options */
 typedef struct bn_hub_session {

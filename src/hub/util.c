@@ -135,7 +135,7 @@ bn_status bn_hub_rmtree(const char *path) {
 }
 
 bn_status bn_hub_write_atomic(const char *path, const char *data, size_t n) {
-    char *tmp = bn_hub_fmt("%s.tmp.%ld", path, (long)getpid());
+    char *tmp = bn_hub_tmp_name(path);
     if (!tmp) return BN_ERR_NOMEM;
     bn_status st = BN_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -152,6 +152,11 @@ bn_status bn_hub_write_atomic(const char *path, const char *data, size_t n) {
     }
     free(tmp);
     return st;
+}
+
+char *bn_hub_tmp_name(const char *path) {
+    /* process and thread id: two pulls racing on one file never share it */
+    return bn_hub_fmt("%s.tmp.%ld.%ld", path, (long)getpid(), (long)gettid());
 }
 
 bool bn_hub_exists(const char *path) {

@@ -15,6 +15,13 @@
 
 #define BN_INLINE static inline __attribute__((always_inline))
 
+/* GCC's partial redundancy elimination makes the register allocator copy
+ * every accumulator once per loop iteration (and spill some) in the
+ * multi-row kernels; without it the loops are clean. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-pre")
+#endif
+
 BN_INLINE int32_t hsum8(__m256i v) {
     __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
@@ -100,9 +107,10 @@ static int32_t row_sum_i8(const int8_t *q, int kp) {
     return hsum8(acc);
 }
 
-/* Clear the high bit of every 0b11 code: u = b & ~((b << 1) & 0xAA). */
+/* Clear the high bit of every 0b11 code: u = b & ~((b << 1) & 0xAA). The
+ * shift is a 32-bit add: bits crossing a byte land on even bits, masked. */
 BN_INLINE __m256i fix_codes(__m256i v, __m256i c_aa) {
-    return _mm256_andnot_si256(_mm256_and_si256(_mm256_add_epi8(v, v), c_aa), v);
+    return _mm256_andnot_si256(_mm256_and_si256(_mm256_add_epi32(v, v), c_aa), v);
 }
 
 /* ---- GEMV: R rows per pass share the activation loads ------------------ */
@@ -389,6 +397,7 @@ static const bn_kernels avx2_table = {
     .quantize_act = avx2_quantize_act,
     .tgemm = avx2_tgemm,
     .head = avx2_head,
+    .qhead = bn_ref_qhead, /* AVX2 version below when time allows */
 };
 
 const bn_kernels *bn_kernels_avx2(void) { return &avx2_table; }

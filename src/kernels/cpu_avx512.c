@@ -15,6 +15,13 @@
 
 #define BN_INLINE static inline __attribute__((always_inline))
 
+/* GCC's partial redundancy elimination makes the register allocator copy
+ * every accumulator once per loop iteration (and spill some) in the
+ * multi-row kernels; without it the loops are clean. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-pre")
+#endif
+
 /* ---- activation quantization ------------------------------------------- */
 
 static void avx512_quantize_act(const float *x, size_t ldx, int k, int n_tokens,
@@ -69,12 +76,13 @@ static int32_t row_sum_i8(const int8_t *q, int kp) {
     return _mm512_reduce_add_epi32(acc);
 }
 
-/* Clear the high bit of every 0b11 code: u = b & ~((b << 1) & 0xAA). */
+/* Clear the high bit of every 0b11 code: u = b & ~((b << 1) & 0xAA). The
+ * shift is a 32-bit add: bits crossing a byte land on even bits, masked. */
 BN_INLINE __m512i fix_codes512(__m512i v, __m512i c_aa) {
-    return _mm512_ternarylogic_epi32(v, _mm512_add_epi8(v, v), c_aa, 0x70); /* a & ~(b & c) */
+    return _mm512_ternarylogic_epi32(v, _mm512_add_epi32(v, v), c_aa, 0x70); /* a & ~(b & c) */
 }
 BN_INLINE __m256i fix_codes256(__m256i v, __m256i c_aa) {
-    return _mm256_ternarylogic_epi32(v, _mm256_add_epi8(v, v), c_aa, 0x70);
+    return _mm256_ternarylogic_epi32(v, _mm256_add_epi32(v, v), c_aa, 0x70);
 }
 
 /* ---- GEMV (one token): stream the weights --------------------------------
@@ -85,62 +93,87 @@ BN_INLINE __m256i fix_codes256(__m256i v, __m256i c_aa) {
  * permuted so that one 64-byte vector holds group g of both blocks. */
 
 #define QP_MAX 16384 /* largest Kp for the permuted-activation GEMV */
+/* Rows of R are adjacent in memory, so the stream is linear: prefetch the
+ * same line GV_PF_ROWS rows further on (the groups after this one). */
+#ifndef GV_PF_ROWS
+#define GV_PF_ROWS 8
+#endif
+
+/* The last block of an odd block count: natural activation order, 256-bit. */
+static int32_t gemv_tail_block(const uint8_t *w, const int8_t *qt) {
+    const __m256i c_aa = _mm256_set1_epi8((char)0xAA), m3 = _mm256_set1_epi8(3);
+    const __m256i v = fix_codes256(_mm256_loadu_si256((const __m256i *)w), c_aa);
+    __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                      _mm256_and_si256(_mm256_srli_epi16(v, 6), m3),
+                                      _mm256_load_si256((const __m256i *)qt));
+    acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 4), m3),
+                              _mm256_load_si256((const __m256i *)(qt + 32)));
+    acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 2), m3),
+                              _mm256_load_si256((const __m256i *)(qt + 64)));
+    acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(v, m3),
+                              _mm256_load_si256((const __m256i *)(qt + 96)));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    return _mm_cvtsi128_si32(h);
+}
+
+BN_INLINE int32_t gemv_combine(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+    __m512i t = _mm512_add_epi32(_mm512_srai_epi32(a0, 6), _mm512_srai_epi32(a1, 4));
+    t = _mm512_add_epi32(t, _mm512_add_epi32(_mm512_srai_epi32(a2, 2), a3));
+    return _mm512_reduce_add_epi32(t);
+}
+
+/* R (<= 4) rows at once share the four activation loads. Accumulators are
+ * named variables: GCC copies arrays of vectors around every iteration. */
+#define GV_REP(X) X(0) X(1) X(2) X(3)
 
 BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *qp, int npair,
                          int tail, int32_t *out) {
     const __m512i c_aa = _mm512_set1_epi8((char)0xAA);
     const __m512i mk0 = _mm512_set1_epi8((char)0xC0), mk1 = _mm512_set1_epi8(0x30);
     const __m512i mk2 = _mm512_set1_epi8(0x0C), mk3 = _mm512_set1_epi8(0x03);
-    __m512i a0[4], a1[4], a2[4], a3[4];
-    #pragma GCC unroll 16
-    for (int r = 0; r < R; r++)
-        a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_si512();
+#define GV_DECL(r) __m512i a0_##r = _mm512_setzero_si512(), a1_##r = a0_##r, a2_##r = a0_##r, \
+                           a3_##r = a0_##r;
+    GV_REP(GV_DECL)
     for (int p = 0; p < npair; p++) {
         const __m512i q0 = _mm512_load_si512(qp + 256 * p);
         const __m512i q1 = _mm512_load_si512(qp + 256 * p + 64);
         const __m512i q2 = _mm512_load_si512(qp + 256 * p + 128);
         const __m512i q3 = _mm512_load_si512(qp + 256 * p + 192);
-        for (int r = 0; r < R; r++) {
-            const uint8_t *wr = w + (size_t)r * rb + 64 * (size_t)p;
-            _mm_prefetch((const char *)wr + 1024, _MM_HINT_T0);
-            const __m512i v = fix_codes512(_mm512_loadu_si512(wr), c_aa);
-            a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(v, mk0), q0);
-            a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(v, mk1), q1);
-            a2[r] = _mm512_dpbusd_epi32(a2[r], _mm512_and_si512(v, mk2), q2);
-            a3[r] = _mm512_dpbusd_epi32(a3[r], _mm512_and_si512(v, mk3), q3);
+#define GV_STEP(r)                                                                       \
+        if (r < R) {                                                                     \
+            const uint8_t *wr = w + (size_t)r * rb + 64 * (size_t)p;                     \
+            _mm_prefetch((const char *)wr + GV_PF_ROWS * rb, _MM_HINT_T0);                   \
+            const __m512i v = fix_codes512(_mm512_loadu_si512(wr), c_aa);                \
+            a0_##r = _mm512_dpbusd_epi32(a0_##r, _mm512_and_si512(v, mk0), q0);          \
+            a1_##r = _mm512_dpbusd_epi32(a1_##r, _mm512_and_si512(v, mk1), q1);          \
+            a2_##r = _mm512_dpbusd_epi32(a2_##r, _mm512_and_si512(v, mk2), q2);          \
+            a3_##r = _mm512_dpbusd_epi32(a3_##r, _mm512_and_si512(v, mk3), q3);          \
         }
+        GV_REP(GV_STEP)
     }
-    #pragma GCC unroll 16
-    for (int r = 0; r < R; r++) {
-        __m512i t = _mm512_add_epi32(_mm512_srai_epi32(a0[r], 6), _mm512_srai_epi32(a1[r], 4));
-        t = _mm512_add_epi32(t, _mm512_add_epi32(_mm512_srai_epi32(a2[r], 2), a3[r]));
-        int32_t s = _mm512_reduce_add_epi32(t);
-        if (tail) { /* last odd block: natural activation order, 256-bit */
-            const __m256i c = _mm512_castsi512_si256(c_aa);
-            const int8_t *qt = qp + 256 * npair;
-            const __m256i v = fix_codes256(
-                _mm256_loadu_si256((const __m256i *)(w + (size_t)r * rb + 64 * (size_t)npair)), c);
-            __m256i b0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk0)),
-                                             _mm256_load_si256((const __m256i *)qt));
-            __m256i b1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk1)),
-                                             _mm256_load_si256((const __m256i *)(qt + 32)));
-            __m256i b2 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk2)),
-                                             _mm256_load_si256((const __m256i *)(qt + 64)));
-            __m256i b3 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                             _mm256_and_si256(v, _mm512_castsi512_si256(mk3)),
-                                             _mm256_load_si256((const __m256i *)(qt + 96)));
-            __m256i u = _mm256_add_epi32(_mm256_srai_epi32(b0, 6), _mm256_srai_epi32(b1, 4));
-            u = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_srai_epi32(b2, 2), b3));
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-            s += _mm_cvtsi128_si32(h);
-        }
-        out[r] = s;
+#define GV_OUT(r)                                                                        \
+    if (r < R) {                                                                         \
+        out[r] = gemv_combine(a0_##r, a1_##r, a2_##r, a3_##r);                           \
+        if (tail) out[r] += gemv_tail_block(w + (size_t)r * rb + 64 * (size_t)npair,     \
+                                            qp + 256 * npair);                           \
     }
+    GV_REP(GV_OUT)
+#undef GV_DECL
+#undef GV_STEP
+#undef GV_OUT
+}
+
+/* Separate functions: inlined into the row loop GCC copies the accumulators
+ * between registers every iteration. */
+__attribute__((noinline)) static void gemv_rows4(const uint8_t *w, size_t rb, const int8_t *qp,
+                                                 int npair, int tail, int32_t *out) {
+    gemv_rows(4, w, rb, qp, npair, tail, out);
+}
+__attribute__((noinline)) static void gemv_rows1(const uint8_t *w, size_t rb, const int8_t *qp,
+                                                 int npair, int tail, int32_t *out) {
+    gemv_rows(1, w, rb, qp, npair, tail, out);
 }
 
 /* 256-bit fallback for Kp > QP_MAX: natural activation order, one block at
@@ -189,11 +222,11 @@ static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsu
     int32_t acc[4];
     int m = m0;
     for (; m + 4 <= m1; m += 4) {
-        gemv_rows(4, W + (size_t)m * rb, rb, qp, npair, tail, acc);
+        gemv_rows4(W + (size_t)m * rb, rb, qp, npair, tail, acc);
         for (int r = 0; r < 4; r++) y[m + r] = (float)(acc[r] - xsum) * w_scale * xs;
     }
     for (; m < m1; m++) {
-        gemv_rows(1, W + (size_t)m * rb, rb, qp, npair, tail, acc);
+        gemv_rows1(W + (size_t)m * rb, rb, qp, npair, tail, acc);
         y[m] = (float)(acc[0] - xsum) * w_scale * xs;
     }
 }
@@ -206,7 +239,9 @@ static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsu
 
 #define GM_ROWS 32
 #define GM_NR 12
+#ifndef GM_KC
 #define GM_KC 512
+#endif
 
 /* Unpack rows [0, rows) of the panel at `w` (row stride rb), 128-element
  * blocks [b0, b0 + nb), into buf. Missing rows read as code 0. */
@@ -453,11 +488,131 @@ static void avx512_head(const void *E, bn_type et, int n_embd, const float *h, s
     }
 }
 
+/* ---- quantized head: 8/6/4-bit rows, f16 block scales ------------------
+ * Per 128-element superblock, two 64-lane vectors of unsigned codes u meet
+ * the token's int8 hidden state in vpdpbusd; lane 0 of each block starts at
+ * -off * sum(hq over the block) so the integer block sum is exact (c = u -
+ * off). Each block's int32 lanes are converted and multiplied by the block
+ * scale into f32 accumulators (two chains: even and odd blocks). */
+
+#define QH_MAXBLK 512 /* n_embd <= 32768; larger heads use the reference */
+
+BN_INLINE void qh_unpack(int bits, const uint8_t *row, int sb, __m512i *u0, __m512i *u1) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    if (bits == 8) {
+        *u0 = _mm512_loadu_si512(row + 128 * (size_t)sb);
+        *u1 = _mm512_loadu_si512(row + 128 * (size_t)sb + 64);
+    } else if (bits == 4) {
+        const __m512i x = _mm512_loadu_si512(row + 64 * (size_t)sb);
+        *u0 = _mm512_and_si512(x, m4);
+        *u1 = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+    } else {
+        const uint8_t *p = row + 96 * (size_t)sb;
+        const __m512i x = _mm512_loadu_si512(p);
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 64)));
+        const __m512i m30 = _mm512_set1_epi8(0x30);
+        /* high pairs to bits 5:4: elements 0-31 from 7:6 (>> 2), 32-63 from
+         * 5:4, 64-95 from 3:2 (<< 2), 96-127 from 1:0 (<< 4); 16-bit shifts
+         * only pull in neighbour bits that the 0x30 mask drops */
+        const __m512i sr = _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_set1_epi16(0), 1);
+        const __m512i sl = _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_set1_epi16(4), 1);
+        const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi16(hb, sr), m30);
+        const __m512i h1 = _mm512_and_si512(_mm512_sllv_epi16(hb, sl), m30);
+        *u0 = _mm512_or_si512(_mm512_and_si512(x, m4), h0);
+        *u1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x, 4), m4), h1);
+    }
+}
+
+#define QH_REP(X) X(0) X(1) X(2) X(3)
+
+BN_INLINE void qh_row(int T, int bits, const uint16_t *d, const uint8_t *row, int nblk,
+                      const int8_t *q, size_t ldq, const int32_t *corr, const float *hs,
+                      float *out, size_t ldl) {
+#define QH_DECL(t) __m512 f0_##t = _mm512_setzero_ps(), f1_##t = _mm512_setzero_ps();
+    QH_REP(QH_DECL)
+    __m512 dv = _mm512_setzero_ps();
+    for (int sb = 0; sb < nblk / 2; sb++) {
+        __m512i u0, u1;
+        qh_unpack(bits, row, sb, &u0, &u1);
+        const int b = 2 * sb;
+        if ((b & 15) == 0) {
+            const int left = nblk - b;
+            const __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            dv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, d + b));
+        }
+        const __m512 s0 = _mm512_permutexvar_ps(_mm512_set1_epi32(b & 15), dv);
+        const __m512 s1 = _mm512_permutexvar_ps(_mm512_set1_epi32((b & 15) + 1), dv);
+#define QH_STEP(t)                                                                               \
+        if (t < T) {                                                                             \
+            const int8_t *qt = q + (size_t)t * ldq + 128 * (size_t)sb;                           \
+            const int32_t *ct = corr + (size_t)t * QH_MAXBLK + b;                                \
+            const __m512i p0 = _mm512_dpbusd_epi32(_mm512_maskz_set1_epi32(1, ct[0]), u0,        \
+                                                   _mm512_loadu_si512(qt));                      \
+            const __m512i p1 = _mm512_dpbusd_epi32(_mm512_maskz_set1_epi32(1, ct[1]), u1,        \
+                                                   _mm512_loadu_si512(qt + 64));                 \
+            f0_##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), s0, f0_##t);                        \
+            f1_##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), s1, f1_##t);                        \
+        }
+        QH_REP(QH_STEP)
+    }
+#define QH_OUT(t) \
+    if (t < T) out[(size_t)t * ldl] = _mm512_reduce_add_ps(_mm512_add_ps(f0_##t, f1_##t)) * hs[t];
+    QH_REP(QH_OUT)
+#undef QH_DECL
+#undef QH_STEP
+#undef QH_OUT
+}
+
+#define QH_FN(T, B)                                                                              \
+    static void qh_row_##T##_##B(const uint16_t *d, const uint8_t *row, int nblk,                \
+                                 const int8_t *q, size_t ldq, const int32_t *corr,               \
+                                 const float *hs, float *out, size_t ldl) {                      \
+        qh_row(T, B, d, row, nblk, q, ldq, corr, hs, out, ldl);                                  \
+    }
+QH_FN(1, 8) QH_FN(2, 8) QH_FN(3, 8) QH_FN(4, 8)
+QH_FN(1, 6) QH_FN(2, 6) QH_FN(3, 6) QH_FN(4, 6)
+QH_FN(1, 4) QH_FN(2, 4) QH_FN(3, 4) QH_FN(4, 4)
+
+typedef void (*qh_row_fn)(const uint16_t *, const uint8_t *, int, const int8_t *, size_t,
+                          const int32_t *, const float *, float *, size_t);
+
+static void avx512_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const float *h_scale,
+                         int n_tokens, float *logits, size_t ldl, int v0, int v1) {
+    const int bits = E->bits, nblk = E->nblk;
+    if (nblk > QH_MAXBLK || (bits != 8 && bits != 6 && bits != 4)) {
+        bn_ref_qhead(E, hq, ldq, h_scale, n_tokens, logits, ldl, v0, v1);
+        return;
+    }
+    static const qh_row_fn fns[3][4] = {
+        {qh_row_1_8, qh_row_2_8, qh_row_3_8, qh_row_4_8},
+        {qh_row_1_6, qh_row_2_6, qh_row_3_6, qh_row_4_6},
+        {qh_row_1_4, qh_row_2_4, qh_row_3_4, qh_row_4_4},
+    };
+    const int bi = bits == 8 ? 0 : bits == 6 ? 1 : 2, off = bits == 8 ? 128 : bits == 6 ? 32 : 8;
+    int32_t corr[4 * QH_MAXBLK];
+    for (int n = 0; n < n_tokens; n += 4) {
+        const int T = n_tokens - n < 4 ? n_tokens - n : 4;
+        for (int t = 0; t < T; t++) {
+            const int8_t *qt = hq + (size_t)(n + t) * ldq;
+            for (int b = 0; b < nblk; b++) {
+                const __m512i x = _mm512_loadu_si512(qt + 64 * (size_t)b);
+                corr[t * QH_MAXBLK + b] = -off * _mm512_reduce_add_epi32(
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), x));
+            }
+        }
+        const qh_row_fn f = fns[bi][T - 1];
+        for (int v = v0; v < v1; v++)
+            f(E->scales + (size_t)v * (size_t)nblk, E->codes + (size_t)v * E->row_bytes, nblk,
+              hq + (size_t)n * ldq, ldq, corr, h_scale + n, logits + (size_t)n * ldl + (size_t)v, ldl);
+    }
+}
+
 static const bn_kernels avx512_table = {
     .name = "avx512vnni",
     .quantize_act = avx512_quantize_act,
     .tgemm = avx512_tgemm,
     .head = avx512_head,
+    .qhead = avx512_qhead,
 };
 
 const bn_kernels *bn_kernels_avx512(void) { return &avx512_table; }

@@ -10,6 +10,7 @@ static const bn_kernels ref_table = {
     .quantize_act = bn_ref_quantize_act,
     .tgemm = bn_ref_tgemm,
     .head = bn_ref_head,
+    .qhead = bn_ref_qhead,
 };
 
 const bn_kernels *bn_kernels_ref(void) { return &ref_table; }

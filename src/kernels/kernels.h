@@ -71,11 +71,48 @@ typedef void (*bn_tgemm_fn)(const uint8_t *W, int k, const int8_t *q, size_t ldq
 typedef void (*bn_head_fn)(const void *E, bn_type et, int n_embd, const float *h, size_t ldh,
                            int n_tokens, float *logits, size_t ldl, int v0, int v1);
 
+/* Quantized head ("QH", ref_extra.c): each row of E [n_vocab, n_embd] is
+ * zero-padded to Kp = bn_pad_k(n_embd) and cut into blocks of BN_QH_BLOCK
+ * elements with one f16 scale d each; the codes c are signed, |c| <= qmax
+ * (127, 31 or 7 for 8, 6 or 4 bits), stored unsigned as u = c + off (off =
+ * 128, 32, 8) so that SIMD can use u8 x s8 products. Code bytes per row:
+ *   8 bits: Kp bytes, byte i = u_i.
+ *   4 bits: Kp/2 bytes; per 128 elements 64 bytes, byte j = u_j | u_{j+64} << 4.
+ *   6 bits: 3Kp/4 bytes; per 128 elements the 4-bit layout of the low nibbles
+ *           (64 bytes) then 32 bytes of high 2-bit pairs, T2R order: byte j
+ *           bits 7:6 = element j, 5:4 = j+32, 3:2 = j+64, 1:0 = j+96.
+ * The hidden state is quantized per token like the ternary activations
+ * (quantize_act: hq, h_scale). Logits (exact integer block sums, then f32):
+ *   logits[n*ldl + v] = (sum_b (float)(sum_{i in b} c_vi * hq_ni) * d_vb) * h_scale[n]
+ * with the block terms added in block order (SIMD may reorder that f32 sum). */
+#define BN_QH_BLOCK 64
+typedef struct bn_qhead {
+    int             bits;      /* 8, 6 or 4                                 */
+    int             n_vocab, n_embd;
+    int             nblk;      /* Kp / BN_QH_BLOCK                          */
+    size_t          row_bytes; /* code bytes per row                        */
+    const uint16_t *scales;    /* [n_vocab][nblk] f16                       */
+    const uint8_t  *codes;     /* [n_vocab][row_bytes]                      */
+} bn_qhead;
+
+/* Bytes of codes per row for `bits`, 0 if bits is not 8, 6 or 4. */
+size_t bn_qhead_row_bytes(int bits, int n_embd);
+/* Quantize one f32 row (n_embd values) into nblk f16 scales and row codes:
+ * per block d = f16(absmax / qmax), c = clamp(rint(x / d), -qmax, qmax)
+ * (c = 0 where d == 0). */
+void bn_qhead_quantize_row(int bits, const float *x, int n_embd, uint16_t *scales, uint8_t *codes);
+
+/* hq: [n_tokens, Kp] from quantize_act(h), h_scale its scales. */
+typedef void (*bn_qhead_fn)(const bn_qhead *E, const int8_t *hq, size_t ldq,
+                            const float *h_scale, int n_tokens, float *logits, size_t ldl,
+                            int v0, int v1);
+
 typedef struct bn_kernels {
     const char         *name;      /* "ref", "avx2", "avx512vnni", ... */
     bn_quantize_act_fn  quantize_act;
     bn_tgemm_fn         tgemm;
     bn_head_fn          head;
+    bn_qhead_fn         qhead;     /* quantized head (8/6/4-bit rows)  */
 } bn_kernels;
 
 /* ---- CPU features (cpu_features.c): cpuid, and xgetbv to know that the OS
@@ -107,6 +144,12 @@ void bn_ref_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
                   float w_scale, float *y, size_t ldy, int m0, int m1);
 void bn_ref_head(const void *E, bn_type et, int n_embd, const float *h, size_t ldh,
                  int n_tokens, float *logits, size_t ldl, int v0, int v1);
+
+/* ---- reference versions of later kernels (ref_extra.c) */
+void bn_ref_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const float *h_scale,
+                  int n_tokens, float *logits, size_t ldl, int v0, int v1);
+/* Code u (unsigned, with offset) of element i of a QH row. */
+int bn_qhead_get_u(int bits, const uint8_t *row, int i);
 
 /* out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), f32 throughout. */
 void bn_ref_rmsnorm(const float *x, const float *w, int n, float eps, float *out);

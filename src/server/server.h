@@ -208,6 +208,64 @@ bool      bn_ratelimit_admit(bn_ratelimit *rl, const bn_key_info *key, double no
 /* Charge tokens a finished request used. */
 void      bn_ratelimit_charge(bn_ratelimit *rl, int64_t key_id, int64_t tokens, double now);
 
+/* ------------------------------------------------------------- openai */
+
+typedef enum bn_oai_kind { BN_OAI_CHAT = 0, BN_OAI_COMPLETION } bn_oai_kind;
+
+/* An error as OpenAI shapes it: {"error": {"message", "type", "param", "code"}}. */
+typedef struct bn_oai_error {
+    int  http;            /* status to answer with                        */
+    char type[32];        /* invalid_request_error | authentication_error ... */
+    char code[48];
+    char param[48];       /* "" if none                                   */
+    char message[512];
+} bn_oai_error;
+
+void bn_oai_set_error(bn_oai_error *e, int http, const char *type, const char *code,
+                      const char *param, const char *fmt, ...) BN_PRINTF(6, 7);
+/* *out: free(). NULL only when out of memory. */
+char *bn_oai_error_json(const bn_oai_error *e);
+
+/* What the JSON side needs to know about the served model. */
+typedef struct bn_oai_ctx {
+    const bn_tokenizer *tok;
+    const char         *chat_template;  /* built-in template name           */
+    const char         *model_name;
+    int32_t             n_ctx;
+    int32_t             n_vocab;
+    int64_t             created;        /* model "created" for /v1/models   */
+} bn_oai_ctx;
+
+typedef struct bn_oai_request {
+    bn_oai_kind kind;
+    bool        stream, include_usage, logprobs;
+    int32_t     top_logprobs;
+    char        id[48];       /* chatcmpl-... / cmpl-...                   */
+    int64_t     created;
+    char        user[128];
+    bn_srv_req *req;          /* one reference, owned                      */
+} bn_oai_request;
+
+/* Validate a request body and turn it into a generation request (prompt
+ * tokenized, sampler set). On failure err says what and with which status. */
+bool bn_oai_parse(const bn_oai_ctx *c, bn_oai_kind kind, const char *body, size_t len,
+                  bn_oai_request *out, bn_oai_error *err);
+void bn_oai_request_free(bn_oai_request *o);
+/* Whole response of a finished request. */
+char *bn_oai_response(const bn_oai_ctx *c, const bn_oai_request *o);
+/* One SSE payload: new text, the tokens it came from (for logprobs), the
+ * finish reason or NULL; first: the chat role delta. */
+char *bn_oai_chunk(const bn_oai_ctx *c, const bn_oai_request *o, const char *text, size_t n,
+                   const bn_srv_tok *toks, int32_t n_toks, const char *finish, bool first);
+/* The final usage chunk (stream_options.include_usage). */
+char *bn_oai_usage_chunk(const bn_oai_ctx *c, const bn_oai_request *o);
+char *bn_oai_models(const bn_oai_ctx *c);
+/* POST /tokenize {"content": str, "add_special": bool} -> {"tokens": [...]}
+ * POST /detokenize {"tokens": [...]} -> {"content": str} */
+bool bn_oai_tokenize(const bn_oai_ctx *c, const char *body, size_t len, char **out, bn_oai_error *err);
+bool bn_oai_detokenize(const bn_oai_ctx *c, const char *body, size_t len, char **out, bn_oai_error *err);
+const char *bn_oai_finish_name(bn_finish_reason f);
+
 /* ------------------------------------------------------------- server */
 
 typedef struct bn_server bn_server;

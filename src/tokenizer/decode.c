@@ -28,9 +28,21 @@ bn_status bn_detokenize(const bn_tokenizer *t, const int32_t *ids, size_t n, boo
     char *out = bn_malloc((size_t)total + 1);
     if (!out) return BN_ERR_NOMEM;
     size_t o = 0;
+    /* SPM puts a space before the text it encodes: the first text token
+     * gives it back (as llama.cpp's detokenizer does). */
+    bool strip = t->kind == BN_TOK_SPM && t->add_space_prefix;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
-        if (skip_special && bn_tokenizer_is_special(t, id)) continue;
+        if (bn_tokenizer_is_special(t, id)) {
+            if (skip_special) continue;
+        } else if (strip) {
+            strip = false;
+            if (t->len[id] && t->blob[t->off[id]] == ' ') {
+                memcpy(out + o, t->blob + t->off[id] + 1, t->len[id] - 1);
+                o += t->len[id] - 1;
+                continue;
+            }
+        }
         memcpy(out + o, t->blob + t->off[id], t->len[id]);
         o += t->len[id];
     }

@@ -34,8 +34,10 @@ static bn_status encode_valid_run(const bn_tokenizer *t, const uint8_t *s, size_
     const pcre2_code *re = t->re;
     size_t pos = 0;
     while (pos < n) {
-        /* The run was validated already: skip PCRE2's O(n) check per call. */
-        int rc = pcre2_match(re, s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+        /* The run was validated already: skip PCRE2's O(n) check per call
+         * (pcre2_jit_match never checks). */
+        int rc = t->re_jit ? pcre2_jit_match(re, s, n, pos, 0, md, NULL)
+                           : pcre2_match(re, s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
         size_t ms, me;
         if (rc == PCRE2_ERROR_NOMATCH) {
             ms = me = n;
@@ -76,6 +78,7 @@ static bn_status encode_valid_run(const bn_tokenizer *t, const uint8_t *s, size_
 
 bn_status bn_encode_ordinary(const bn_tokenizer *t, const char *text, size_t len,
                              bn_bpe_scratch *sc, bn_idbuf *out) {
+    if (t->kind == BN_TOK_SPM) return bn_spm_encode(t, text, len, false, out);
     if (!t->re) return bn_fail(BN_ERR_INVALID_ARG, "tokenizer has no pre-tokenizer");
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
     if (!md) return bn_fail(BN_ERR_NOMEM, "out of memory for regex match data");
@@ -98,15 +101,28 @@ bn_status bn_encode_ordinary(const bn_tokenizer *t, const char *text, size_t len
     return st;
 }
 
-/* Longest special token starting at s[0..n), or -1. */
-static int32_t match_special(const bn_tokenizer *t, const char *s, size_t n) {
+/* Longest special token starting at s[0..n), or -1. Added (user-defined)
+ * tokens always match, as in HF tokenizers and llama.cpp; control tokens
+ * only when special parsing is asked for. */
+static int32_t match_special(const bn_tokenizer *t, const char *s, size_t n, bool parse_special) {
     uint8_t b = (uint8_t)s[0];
     for (int32_t k = t->special_first[b]; k < t->special_first[b + 1]; k++) {
         int32_t id = t->special_ids[k];
         size_t l = t->len[id];
+        if (!parse_special && t->type[id] == BN_TOKTYPE_CONTROL) continue;
         if (l <= n && memcmp(t->blob + t->off[id], s, l) == 0) return id;
     }
     return -1;
+}
+
+/* One fragment of text between special tokens. SPM (as llama.cpp) puts a
+ * space before the first fragment and before any that follows a special
+ * token. */
+static bn_status encode_fragment(const bn_tokenizer *t, const char *s, size_t n, bool prev_special,
+                                 bn_bpe_scratch *sc, bn_idbuf *out) {
+    if (n == 0) return BN_OK;
+    if (t->kind == BN_TOK_SPM) return bn_spm_encode(t, s, n, t->add_space_prefix && prev_special, out);
+    return bn_encode_ordinary(t, s, n, sc, out);
 }
 
 bn_status bn_tokenize(const bn_tokenizer *t, const char *text, size_t len, bool add_bos,
@@ -125,23 +141,27 @@ bn_status bn_tokenize(const bn_tokenizer *t, const char *text, size_t len, bool 
         st = bn_idbuf_push(&out, t->bos_id);
         if (st) goto done;
     }
-    if (parse_special && t->n_special) {
+    bool prev_special = true;
+    if (t->n_special && (parse_special || t->n_user_defined)) {
         size_t seg = 0, i = 0;
         while (i < len) {
             uint8_t b = (uint8_t)text[i];
             if (t->special_first[b] == t->special_first[b + 1]) { i++; continue; }
-            int32_t id = match_special(t, text + i, len - i);
+            int32_t id = match_special(t, text + i, len - i, parse_special);
             if (id < 0) { i++; continue; }
-            st = bn_encode_ordinary(t, text + seg, i - seg, &sc, &out);
-            if (st) goto done;
+            if (i > seg) {
+                st = encode_fragment(t, text + seg, i - seg, prev_special, &sc, &out);
+                if (st) goto done;
+            }
             st = bn_idbuf_push(&out, id);
             if (st) goto done;
+            prev_special = true;
             i += t->len[id];
             seg = i;
         }
-        st = bn_encode_ordinary(t, text + seg, len - seg, &sc, &out);
+        if (len > seg) st = encode_fragment(t, text + seg, len - seg, prev_special, &sc, &out);
     } else {
-        st = bn_encode_ordinary(t, text, len, &sc, &out);
+        st = encode_fragment(t, text, len, prev_special, &sc, &out);
     }
 done:
     bn_bpe_scratch_free(&sc);

@@ -116,7 +116,7 @@ bn_status bn_tok_alloc(int32_t n, size_t blob_cap, bn_tokenizer **out) {
     }
     memset(t->type, BN_TOKTYPE_UNUSED, (size_t)n);
     for (int32_t i = 0; i < n; i++) t->rank[i] = INT32_MAX;
-    t->bos_id = t->eos_id = t->eot_id = t->eom_id = t->eog_extra = -1;
+    t->bos_id = t->eos_id = t->eot_id = t->eom_id = t->eog_extra = t->unk_id = -1;
     t->blob_cap = blob_cap ? blob_cap : 1;
     t->ignore_merges = true;
     *out = t;
@@ -203,7 +203,7 @@ static bn_status compile_pattern(bn_tokenizer *t, const char *pattern) {
                        (const char *)msg, (size_t)eoff, pattern);
     }
     /* JIT is an optimisation: if it is unavailable the interpreter is used. */
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    t->re_jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
     t->re = re;
     return BN_OK;
 }
@@ -219,9 +219,9 @@ static int32_t find_named(const bn_tokenizer *t, const char *const *names) {
 bn_status bn_tok_finish(bn_tokenizer *t, const char *pattern) {
     /* bytes -> id over mergeable tokens; the first id wins on duplicates */
     uint32_t cap = pow2_at_least((uint64_t)t->n_vocab * 2);
-    t->map.slots = bn_malloc((size_t)cap * sizeof(int32_t));
+    t->map.slots = bn_malloc((size_t)cap * sizeof *t->map.slots);
     if (!t->map.slots) return BN_ERR_NOMEM;
-    memset(t->map.slots, 0xff, (size_t)cap * sizeof(int32_t));
+    for (uint32_t i = 0; i < cap; i++) t->map.slots[i] = (bn_tok_slot){0, -1};
     t->map.mask = cap - 1;
     for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
     int32_t n_special = 0;
@@ -231,20 +231,30 @@ bn_status bn_tok_finish(bn_tokenizer *t, const char *pattern) {
             if (t->len[id]) n_special++;
             continue;
         }
-        if (ty != BN_TOKTYPE_NORMAL && ty != BN_TOKTYPE_BYTE) continue;
+        /* byte tokens (SPM's <0xNN>) are only a fallback, never looked up as text */
+        if (ty == BN_TOKTYPE_BYTE && t->len[id] == 1 && t->byte_id[(uint8_t)t->blob[t->off[id]]] < 0)
+            t->byte_id[(uint8_t)t->blob[t->off[id]]] = id;
+        if (ty != BN_TOKTYPE_NORMAL) continue;
         if (!t->len[id]) continue;
         if (bn_tok_lookup(t, t->blob + t->off[id], t->len[id]) >= 0) continue;
-        uint32_t i = (uint32_t)bn_tok_hash_bytes((const uint8_t *)t->blob + t->off[id], t->len[id]) & t->map.mask;
-        while (t->map.slots[i] >= 0) i = (i + 1) & t->map.mask;
-        t->map.slots[i] = id;
-        if (t->len[id] == 1) t->byte_id[(uint8_t)t->blob[t->off[id]]] = id;
+        uint64_t h = bn_tok_hash_bytes((const uint8_t *)t->blob + t->off[id], t->len[id]);
+        uint32_t i = (uint32_t)h & t->map.mask;
+        while (t->map.slots[i].id >= 0) i = (i + 1) & t->map.mask;
+        t->map.slots[i] = (bn_tok_slot){(uint32_t)(h >> 32), id};
     }
+    /* single-byte normal tokens stand for their byte where no byte token does */
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] < 0) t->byte_id[b] = bn_tok_lookup(t, &(char){(char)b}, 1);
     /* special tokens, grouped by first byte, longest first */
     t->special_ids = bn_malloc((size_t)(n_special ? n_special : 1) * sizeof(int32_t));
     if (!t->special_ids) return BN_ERR_NOMEM;
     t->n_special = 0;
+    t->n_user_defined = 0;
     for (int32_t id = 0; id < t->n_vocab; id++)
-        if (is_special_type(t->type[id]) && t->len[id]) t->special_ids[t->n_special++] = id;
+        if (is_special_type(t->type[id]) && t->len[id]) {
+            t->special_ids[t->n_special++] = id;
+            t->n_user_defined += t->type[id] == BN_TOKTYPE_USER_DEFINED;
+        }
     qsort_r(t->special_ids, (size_t)t->n_special, sizeof(int32_t), cmp_special, t);
     memset(t->special_first, 0, sizeof t->special_first);
     for (int32_t k = 0; k < t->n_special; k++)
@@ -259,6 +269,7 @@ bn_status bn_tok_finish(bn_tokenizer *t, const char *pattern) {
     if (t->eos_id < 0) t->eos_id = find_named(t, eos_names);
     if (t->eot_id < 0) t->eot_id = find_named(t, eot_names);
     if (t->eom_id < 0) t->eom_id = find_named(t, eom_names);
+    if (t->kind == BN_TOK_SPM) return BN_OK; /* no regex pre-tokenizer */
     return compile_pattern(t, pattern ? pattern : bn_llama3_pattern);
 }
 
@@ -266,6 +277,7 @@ bn_status bn_tok_finish(bn_tokenizer *t, const char *pattern) {
 
 void bn_tokenizer_free(bn_tokenizer *t) {
     if (!t) return;
+    free(t->score);
     free(t->blob); free(t->off); free(t->len); free(t->type); free(t->rank);
     free(t->map.slots);
     free(t->pairs.keys); free(t->pairs.rank); free(t->pairs.result);

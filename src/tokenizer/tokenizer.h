@@ -24,10 +24,16 @@ enum {
  *  MERGES: Hugging Face / GGUF — the index of the merge rule (left, right). */
 typedef enum bn_bpe_mode { BN_BPE_RANKS = 0, BN_BPE_MERGES = 1 } bn_bpe_mode;
 
-/* Open-addressing table: token bytes -> id. */
+/* Open-addressing table: token bytes -> id. Each slot keeps the high half
+ * of the hash beside the id, so a probe that misses (most BPE lookups do)
+ * is settled without touching the token's bytes. */
+typedef struct bn_tok_slot {
+    uint32_t tag;    /* hash >> 32                                    */
+    int32_t  id;     /* -1: empty                                     */
+} bn_tok_slot;
 typedef struct bn_tok_map {
-    int32_t *slots;  /* id or -1 */
-    uint32_t mask;   /* capacity - 1 (capacity is a power of two)    */
+    bn_tok_slot *slots;
+    uint32_t     mask; /* capacity - 1 (capacity is a power of two)   */
 } bn_tok_map;
 
 /* Open-addressing table: (left id, right id) -> (rank, merged id). */
@@ -39,8 +45,20 @@ typedef struct bn_pair_map {
     uint32_t  count;
 } bn_pair_map;
 
+/* Which algorithm turns text into ids. */
+typedef enum bn_tok_kind {
+    BN_TOK_BPE = 0,  /* byte-level BPE (tiktoken, tokenizer.json, GGUF gpt2)        */
+    BN_TOK_SPM = 1,  /* SentencePiece-style BPE over characters by score, with byte
+                      * fallback (GGUF "llama", as llama.cpp implements it)       */
+} bn_tok_kind;
+
 struct bn_tokenizer {
     int32_t   n_vocab;
+    bn_tok_kind kind;
+    float    *score;           /* SPM: merge priority per token (higher first)  */
+    bool      add_space_prefix;/* SPM: " " before text at the start / after a special */
+    int32_t   unk_id;          /* SPM: for characters with no token and no byte token */
+    int32_t   n_user_defined;  /* USER_DEFINED tokens are matched in text always */
     /* Raw bytes of every token: blob[off[i] .. off[i] + len[i]). */
     char     *blob;
     size_t    blob_used, blob_cap;
@@ -69,6 +87,7 @@ struct bn_tokenizer {
 
     /* Pre-tokenizer (PCRE2, UTF + UCP, JIT); opaque here. */
     void     *re;              /* pcre2_code_8 *                                     */
+    bool      re_jit;          /* JIT-compiled: use pcre2_jit_match                  */
     char     *pattern;         /* the regex source, kept for writing GGUF/debug      */
     char      pre_name[32];    /* GGUF tokenizer.ggml.pre ("llama-bpe")              */
     char     *chat_template;   /* from GGUF / tokenizer_config.json, may be NULL      */
@@ -124,11 +143,12 @@ static inline uint64_t bn_tok_hash_bytes(const uint8_t *s, size_t n) {
 /* Id of the token whose raw bytes are exactly s[0..n) among normal tokens, or -1. */
 static inline int32_t bn_tok_lookup(const bn_tokenizer *t, const void *s, size_t n) {
     if (!t->map.slots) return -1;
-    uint32_t i = (uint32_t)bn_tok_hash_bytes((const uint8_t *)s, n) & t->map.mask;
+    uint64_t h = bn_tok_hash_bytes((const uint8_t *)s, n);
+    uint32_t i = (uint32_t)h & t->map.mask, tag = (uint32_t)(h >> 32);
     for (;;) {
-        int32_t id = t->map.slots[i];
-        if (id < 0) return -1;
-        if (t->len[id] == n && memcmp(t->blob + t->off[id], s, n) == 0) return id;
+        bn_tok_slot sl = t->map.slots[i];
+        if (sl.id < 0) return -1;
+        if (sl.tag == tag && t->len[sl.id] == n && memcmp(t->blob + t->off[sl.id], s, n) == 0) return sl.id;
         i = (i + 1) & t->map.mask;
     }
 }
@@ -186,6 +206,10 @@ bn_status bn_bpe_piece(const bn_tokenizer *t, const uint8_t *s, size_t n, int32_
 /* Encode ordinary text (no special-token parsing), appending to out. */
 bn_status bn_encode_ordinary(const bn_tokenizer *t, const char *text, size_t len,
                              bn_bpe_scratch *sc, bn_idbuf *out);
+/* SPM: encode one text fragment (add_prefix: put a space before it). */
+bn_status bn_spm_encode(const bn_tokenizer *t, const char *text, size_t len, bool add_prefix, bn_idbuf *out);
+/* GGUF tokenizer.ggml.model == "llama". */
+bn_status bn_tokenizer_from_gguf_spm(const bn_gguf *g, bn_tokenizer **out);
 
 /* ---- UTF-8 and the GPT-2 byte <-> unicode map --------------------------- */
 

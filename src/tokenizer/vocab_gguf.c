@@ -56,10 +56,23 @@ bn_status bn_tokenizer_from_gguf(const bn_gguf *g, bn_tokenizer **out) {
     char model[32] = "", pre[32] = "";
     if (!bn_gguf_get_str(g, "tokenizer.ggml.model", model, sizeof model))
         return bn_fail(BN_ERR_NOT_FOUND, "no tokenizer in this GGUF (tokenizer.ggml.model missing)");
-    if (!strcmp(model, "llama"))
-        return bn_fail(BN_ERR_UNSUPPORTED, "GGUF tokenizer model 'llama' (SentencePiece) is not supported yet");
+    if (!strcmp(model, "llama")) {
+        bn_status st = bn_tokenizer_from_gguf_spm(g, out);
+        if (!st) {
+            bn_gguf_get_str(g, "general.architecture", (*out)->arch, sizeof (*out)->arch);
+            const bn_gguf_value *ct = bn_gguf_find(g, "tokenizer.chat_template");
+            if (ct && ct->type == BN_GGUF_STRING && ct->v.str.len < (1u << 20)) {
+                (*out)->chat_template = bn_malloc((size_t)ct->v.str.len + 1);
+                if ((*out)->chat_template) {
+                    memcpy((*out)->chat_template, ct->v.str.data, (size_t)ct->v.str.len);
+                    (*out)->chat_template[ct->v.str.len] = 0;
+                }
+            }
+        }
+        return st;
+    }
     if (strcmp(model, "gpt2"))
-        return bn_fail(BN_ERR_UNSUPPORTED, "unknown GGUF tokenizer model '%s' (supported: gpt2)", model);
+        return bn_fail(BN_ERR_UNSUPPORTED, "unknown GGUF tokenizer model '%s' (supported: gpt2, llama)", model);
     bn_gguf_get_str(g, "tokenizer.ggml.pre", pre, sizeof pre);
 
     const bn_gguf_value *toks = bn_gguf_find(g, "tokenizer.ggml.tokens");
@@ -239,8 +252,50 @@ static bn_status all_split_rules(const bn_tokenizer *t, merge_rule **out, uint32
     return BN_OK;
 }
 
+/* SPM: tokens with " " spelled "▁", byte tokens as <0xNN>, and scores. */
+static bn_status write_spm(const bn_tokenizer *t, bn_gguf_writer *w) {
+    int32_t n = t->n_vocab;
+    bn_status st = BN_OK;
+    char **strs = bn_calloc((size_t)n, sizeof *strs);
+    uint64_t *lens = bn_calloc((size_t)n, sizeof *lens);
+    int32_t *types = bn_malloc((size_t)n * sizeof *types);
+    if (!strs || !lens || !types) { st = BN_ERR_NOMEM; goto done; }
+    for (int32_t i = 0; i < n && !st; i++) {
+        const char *s = t->blob + t->off[i];
+        size_t l = t->len[i], o = 0;
+        types[i] = t->type[i];
+        strs[i] = bn_malloc(l * 3 + 8);
+        if (!strs[i]) { st = BN_ERR_NOMEM; break; }
+        if (t->type[i] == BN_TOKTYPE_BYTE && l == 1) o = (size_t)sprintf(strs[i], "<0x%02X>", (uint8_t)s[0]);
+        else if (t->type[i] == BN_TOKTYPE_CONTROL || t->type[i] == BN_TOKTYPE_UNKNOWN) { memcpy(strs[i], s, l); o = l; }
+        else
+            for (size_t k = 0; k < l; k++) {
+                if (s[k] == ' ') { memcpy(strs[i] + o, "\xe2\x96\x81", 3); o += 3; }
+                else strs[i][o++] = s[k];
+            }
+        lens[i] = o;
+    }
+    if (!st) st = bn_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
+    if (!st) st = bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)strs, lens, (uint64_t)n);
+    if (!st) st = bn_gguf_writer_add_arr(w, "tokenizer.ggml.scores", BN_GGUF_FLOAT32, t->score, (uint64_t)n);
+    if (!st) st = bn_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", BN_GGUF_INT32, types, (uint64_t)n);
+    if (!st && t->bos_id >= 0) st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
+    if (!st && t->eos_id >= 0) st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
+    if (!st && t->unk_id >= 0) st = bn_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk_id);
+    if (!st) {
+        bn_gguf_value v = {.type = BN_GGUF_BOOL, .v.b = t->add_space_prefix};
+        st = bn_gguf_writer_add_kv(w, "tokenizer.ggml.add_space_prefix", &v);
+    }
+done:
+    if (strs)
+        for (int32_t i = 0; i < n; i++) free(strs[i]);
+    free(strs); free(lens); free(types);
+    return st;
+}
+
 bn_status bn_tokenizer_write_gguf(const bn_tokenizer *t, bn_gguf_writer *w) {
     if (!t || !w) return bn_fail(BN_ERR_INVALID_ARG, "bn_tokenizer_write_gguf: NULL argument");
+    if (t->kind == BN_TOK_SPM) return write_spm(t, w);
     int32_t n = t->n_vocab;
     bn_status st = BN_OK;
     char **strs = bn_calloc((size_t)n, sizeof *strs);
@@ -250,11 +305,17 @@ bn_status bn_tokenizer_write_gguf(const bn_tokenizer *t, bn_gguf_writer *w) {
     char **mstr = NULL;
     uint64_t *mlen = NULL;
     uint32_t nm = 0;
+    char *arena = NULL, *marena = NULL; /* one block for all strings: far fewer allocations */
     if (!strs || !lens || !types) { st = BN_ERR_NOMEM; goto done; }
+    size_t total = 0;
+    for (int32_t i = 0; i < n; i++) total += (size_t)t->len[i] * 2;
+    arena = bn_malloc(total + 1);
+    if (!arena) { st = BN_ERR_NOMEM; goto done; }
+    total = 0;
     for (int32_t i = 0; i < n; i++) {
-        strs[i] = bn_malloc((size_t)t->len[i] * 2 + 1);
-        if (!strs[i]) { st = BN_ERR_NOMEM; goto done; }
+        strs[i] = arena + total;
         lens[i] = spell(t, i, strs[i]);
+        total += lens[i];
         types[i] = t->type[i];
     }
     /* merges in rank order */
@@ -267,16 +328,24 @@ bn_status bn_tokenizer_write_gguf(const bn_tokenizer *t, bn_gguf_writer *w) {
     mstr = bn_calloc(nm ? nm : 1, sizeof *mstr);
     mlen = bn_calloc(nm ? nm : 1, sizeof *mlen);
     if (!mstr || !mlen) { st = BN_ERR_NOMEM; goto done; }
+    total = 0;
     for (uint32_t k = 0; k < nm; k++) {
-        int32_t a, b;
-        if (t->mode == BN_BPE_RANKS) { a = rules[k].l; b = rules[k].r; }
-        else { a = t->merge_l[k]; b = t->merge_r[k]; }
-        mstr[k] = bn_malloc(((size_t)t->len[a] + t->len[b]) * 2 + 2);
-        if (!mstr[k]) { st = BN_ERR_NOMEM; goto done; }
+        int32_t a = t->mode == BN_BPE_RANKS ? rules[k].l : t->merge_l[k];
+        int32_t b = t->mode == BN_BPE_RANKS ? rules[k].r : t->merge_r[k];
+        total += ((size_t)t->len[a] + t->len[b]) * 2 + 1;
+    }
+    marena = bn_malloc(total + 1);
+    if (!marena) { st = BN_ERR_NOMEM; goto done; }
+    total = 0;
+    for (uint32_t k = 0; k < nm; k++) {
+        int32_t a = t->mode == BN_BPE_RANKS ? rules[k].l : t->merge_l[k];
+        int32_t b = t->mode == BN_BPE_RANKS ? rules[k].r : t->merge_r[k];
+        mstr[k] = marena + total;
         size_t o = spell(t, a, mstr[k]);
         mstr[k][o++] = ' ';
         o += spell(t, b, mstr[k] + o);
         mlen[k] = o;
+        total += o;
     }
     st = bn_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2");
     if (!st) st = bn_gguf_writer_add_str(w, "tokenizer.ggml.pre", t->pre_name[0] ? t->pre_name : "llama-bpe");
@@ -292,10 +361,7 @@ bn_status bn_tokenizer_write_gguf(const bn_tokenizer *t, bn_gguf_writer *w) {
         st = bn_gguf_writer_add_kv(w, "tokenizer.ggml.add_bos_token", &v);
     }
 done:
-    if (strs)
-        for (int32_t i = 0; i < n; i++) free(strs[i]);
-    if (mstr)
-        for (uint32_t k = 0; k < nm; k++) free(mstr[k]);
+    free(arena); free(marena);
     free(strs); free(lens); free(types); free(rules); free(mstr); free(mlen);
     return st;
 }

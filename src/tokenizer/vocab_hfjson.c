@@ -118,7 +118,7 @@ static bn_status parse(const cJSON *root, const cJSON *cfg, const char *name, bn
         }
         int32_t id = (int32_t)it->valuedouble;
         if (bn_bytelevel_decode(it->string, n, tmp, &bl)) st = bn_tok_set(t, id, tmp, bl, BN_TOKTYPE_NORMAL);
-        else st = bn_tok_set(t, id, it->string, n, BN_TOKTYPE_USER_DEFINED);
+        else st = bn_tok_set(t, id, it->string, n, BN_TOKTYPE_NORMAL); /* not byte-level: literal */
         if (st) break;
     }
     if (!st) {
@@ -208,8 +208,17 @@ bn_status bn_tokenizer_load_hf_dir(const char *dir, bn_tokenizer **out) {
     if (!p) return BN_ERR_NOMEM;
     snprintf(p, dl + 64, "%s/tokenizer.json", dir);
     if (!file_exists(p)) {
+        /* Microsoft's BitNet GPU folder ships the tiktoken ranks file as
+         * tokenizer.model (a SentencePiece protobuf would start with a byte
+         * below 0x20 and is refused by the tiktoken parser). */
+        snprintf(p, dl + 64, "%s/tokenizer.model", dir);
+        if (file_exists(p)) {
+            bn_status st = bn_tokenizer_load_tiktoken(p, out);
+            free(p);
+            return st;
+        }
         free(p);
-        return bn_fail(BN_ERR_NOT_FOUND, "%s: no tokenizer.json in this folder", dir);
+        return bn_fail(BN_ERR_NOT_FOUND, "%s: no tokenizer.json (or tiktoken tokenizer.model) in this folder", dir);
     }
     char *json = NULL, *cfg = NULL, *conf = NULL;
     size_t n;

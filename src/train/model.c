@@ -317,8 +317,9 @@ bn_status bn_tr_backward(bn_tr_model *m) {
         lin_b(m, a->aq[l], WQ(BN_TR_O), a->dx, a->dA, G(BN_TR_O), N, qs, H, false);
         bn_tr_rmsnorm_bwd(a->att[l], W(BN_TR_ATTN_SUB_NORM), a->rsub[l], a->dA, a->dB,
                           G(BN_TR_ATTN_SUB_NORM), N, qs);
-        bn_tr_attn_bwd(a->q[l], a->k[l], a->v[l], a->P[l], a->dB, a->dq, a->dk, a->dv, B, T,
-                       c->heads, c->kv_heads, hd);
+        bn_status st = bn_tr_attn_bwd(a->q[l], a->k[l], a->v[l], a->P[l], a->dB, a->dq, a->dk,
+                                      a->dv, B, T, c->heads, c->kv_heads, hd);
+        if (st != BN_OK) return st;
         bn_tr_rope(a->dq, a->rope_cos, a->rope_sin, N, T, c->heads, hd, true);
         bn_tr_rope(a->dk, a->rope_cos, a->rope_sin, N, T, c->kv_heads, hd, true);
         lin_b(m, a->h1q[l], WQ(BN_TR_Q), a->dq, a->dA, G(BN_TR_Q), N, H, qs, false);

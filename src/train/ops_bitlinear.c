@@ -17,14 +17,17 @@ void bn_tr_actquant(const float *x, float *xq, int n, int d, bool quant) {
         const float *xr = x + (size_t)i * d;
         float *qr = xq + (size_t)i * d;
         float amax = 0;
-        for (int j = 0; j < d; j++) amax = fmaxf(amax, fabsf(xr[j]));
+        for (int j = 0; j < d; j++) {
+            float a = fabsf(xr[j]);
+            amax = a > amax ? a : amax;
+        }
         /* transformers writes 127 / amax, which torch evaluates as
          * amax.reciprocal() * 127: two roundings, reproduced here. */
-        float r = 1.0f / fmaxf(amax, 1e-5f);
+        float r = 1.0f / (amax > 1e-5f ? amax : 1e-5f);
         float s = r * 127.0f;
         for (int j = 0; j < d; j++) {
-            float c = rintf(xr[j] * s);  /* round half to even */
-            c = fminf(fmaxf(c, -128.0f), 127.0f);
+            float c = rintf(xr[j] * s);  /* round half to even (default FP mode) */
+            c = c < -128.0f ? -128.0f : c > 127.0f ? 127.0f : c;
             qr[j] = c / s;               /* a true division, as torch does */
         }
     }

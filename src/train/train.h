@@ -55,7 +55,7 @@ void bn_tr_rope(float *x, const float *cos_t, const float *sin_t, int n, int T,
 void bn_tr_attn_fwd(const float *q, const float *k, const float *v, float *P, float *out,
                     int B, int T, int nh, int nkv, int hd);
 /* dq, dk, dv are written (=). */
-void bn_tr_attn_bwd(const float *q, const float *k, const float *v, const float *P,
+bn_status bn_tr_attn_bwd(const float *q, const float *k, const float *v, const float *P,
                     const float *dout, float *dq, float *dk, float *dv,
                     int B, int T, int nh, int nkv, int hd);
 

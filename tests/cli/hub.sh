@@ -7,7 +7,7 @@ BITNET=${BN_BITNET:-build/bitnet}
 SRC=${BN_SOURCE_DIR:-.}
 TMP=$(mktemp -d /tmp/bn_cli_hub_XXXXXX)
 fail=0
-check() { if eval "$1"; then :; else echo "FAIL: $1" >&2; fail=1; fi; }
+check() { if eval "$1"; then :; else echo "FAIL: $1" >&2; fail=1; return 1; fi; }
 
 mkdir -p "$TMP/gguf"
 head -c 300000 /dev/urandom > "$TMP/gguf/tiny-i2_s.gguf"
@@ -45,6 +45,20 @@ check "python3 -c 'import json,sys; d=json.load(open(\"$TMP/list.json\")); asser
 # offline: served from the cache with the server gone from the endpoint
 o2=$(HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$BITNET" pull test/tiny); rc=$?
 check "[ $rc = 0 ] && [ \"\$o2\" = \"\$out\" ]"
+
+# end to end: generate -m hf:ORG/NAME downloads into a fresh cache and gives
+# transformers' greedy continuation (hf-tiny/ref/gen_tokens_cpu.bin); then again offline
+read -r -a REF <<<"$(od -An -v -t d4 "$SRC/tests/data/hf-tiny/ref/gen_tokens_cpu.bin" | tr -s ' \n' ' ')"
+PROMPT=$(IFS=,; echo "${REF[*]:0:6}")
+WANT="${REF[*]:6:16}"
+gen=$(HF_HOME="$TMP/home2" "$BITNET" generate -m hf:test/tiny --ids "$PROMPT" -n 16 --temp 0 --print-ids 2>"$TMP/err"); rc=$?
+check "[ $rc = 0 ] && [ \"\$gen\" = \"$WANT\" ]" || cat "$TMP/err" >&2
+check "[ -L $TMP/home2/hub/models--test--tiny/snapshots/*/model.safetensors ]"
+gen=$(HF_HOME="$TMP/home2" HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:1 "$BITNET" generate -m hf:test/tiny@main \
+      --ids "$PROMPT" -n 16 --temp 0 --print-ids 2>"$TMP/err"); rc=$?
+check "[ $rc = 0 ] && [ \"\$gen\" = \"$WANT\" ]"
+HF_HOME="$TMP/home2" "$BITNET" generate -m hf:test/none --ids "$PROMPT" -n 1 2>"$TMP/err"; rc=$?
+check "[ $rc != 0 ] && grep -q 'not found' $TMP/err"
 
 # a cap that only the model being pulled fits evicts the other one
 touch -d '2001-01-01' "$TMP/home/hub/models--test--gguf/.bitnet_last_used"

@@ -61,7 +61,7 @@ done
 
 # text form: header line about shape order, totals
 "$BN" info "$DATA/packed" > "$TMP/packed.txt"
-grep -q '^tensors (shapes as stored: outermost dimension first)' "$TMP/packed.txt" || fail "text: no shape-order line"
+grep -q '^tensors (shapes as stored, outermost dimension first)' "$TMP/packed.txt" || fail "text: no shape-order line"
 grep -q '^totals        74 tensors, 2,364,700 parameters, 830,008 bytes' "$TMP/packed.txt" || fail "text: totals"
 grep -Eq '^  model.layers.0.self_attn.q_proj.weight +U8 +\[64, 256\] +16,384$' "$TMP/packed.txt" || fail "text: row"
 
@@ -148,7 +148,7 @@ if (j["n_tensors"], j["n_params"], j["n_bytes"]) != (3, 12 + 256 + 4, 136): bad.
 if bad: print("\n".join(bad)); sys.exit(1)
 print("gguf: tensors, tokenizer and totals as written")
 EOF
-"$BN" info "$TMP/tiny.gguf" | grep -q '^tensors (shapes GGUF order: ne\[0\] (the contiguous dimension) first)' \
+"$BN" info "$TMP/tiny.gguf" | grep -q '^tensors (shapes in GGUF order, ne\[0\] (the contiguous dimension) first)' \
   || fail "gguf text: no shape-order line"
 
 # --- bad input: exit 1, exactly one line naming the file

@@ -53,6 +53,9 @@ typedef struct convo {
     size_t           n, cap;
     int32_t         *cached;   /* ids held by the cache, in order          */
     size_t           n_cached, cap_cached;
+    int32_t          pending;  /* last reply token, sampled but not in the
+                                  cache (-1: none, or it ended the turn)   */
+    size_t           n_prompt; /* ids fed for the last reply (its prompt)   */
 } convo;
 
 static bool add_msg(convo *c, const char *role, const char *content) {
@@ -94,6 +97,78 @@ static bool set_cached(convo *c, const int32_t *a, size_t na, const int32_t *b, 
     return true;
 }
 
+static bool is_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    return na <= nb && (na == 0 || !memcmp(a, b, na * sizeof *a));
+}
+
+/* The ids the cache must hold for the next reply, and how many of them it
+ * holds already (*keep). Exact path: the previous reply stays as the ids the
+ * model generated; only its end-of-message tokens and the new user turn
+ * are added — found by rendering the conversation with the last reply
+ * emptied (the templates tokenize each content separately, so the parts
+ * around a content do not depend on it). Fallback: render everything and
+ * reuse the longest common prefix with the cache. */
+static bn_status turn_ids(const convo *c, const bn_tokenizer *tok, const char *tmpl,
+                          int32_t **out, size_t *n_out, size_t *keep) {
+    *out = NULL;
+    *n_out = *keep = 0;
+    size_t n = c->n; /* msgs[n-1] is the new user message */
+    if (c->n_cached > 0 && n >= 2 && !strcmp(c->msgs[n - 2].role, "assistant")) {
+        bn_chat_message *m = malloc(n * sizeof *m);
+        int32_t *prev = NULL, *pp = NULL, *tt = NULL;
+        size_t n_prev = 0, n_pp = 0, n_tt = 0;
+        bool ok = m != NULL;
+        if (ok) {
+            memcpy(m, c->msgs, n * sizeof *m);
+            m[n - 2].content = "";
+            ok = bn_chat_render_ids(tok, tmpl, m, n - 2, true, &prev, &n_prev) == BN_OK &&
+                 bn_chat_render_ids(tok, tmpl, m, n - 1, false, &pp, &n_pp) == BN_OK &&
+                 bn_chat_render_ids(tok, tmpl, m, n, true, &tt, &n_tt) == BN_OK;
+        }
+        /* the cache must still hold the last prompt (then what follows it is
+         * the reply); the template parts must nest */
+        ok = ok && c->n_prompt > 0 && c->n_cached >= c->n_prompt && is_prefix(prev, n_prev, pp, n_pp) &&
+             is_prefix(pp, n_pp, tt, n_tt);
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        if (ok) {
+            size_t n_end = n_pp - n_prev, n_turn = n_tt - n_pp;
+            n_ids = c->n_cached + (c->pending >= 0) + n_end + n_turn;
+            ids = malloc(n_ids * sizeof *ids);
+            ok = ids != NULL;
+            if (ok) {
+                size_t k = 0;
+                memcpy(ids, c->cached, c->n_cached * sizeof *ids);
+                k += c->n_cached;
+                if (c->pending >= 0) ids[k++] = c->pending;
+                memcpy(ids + k, pp + n_prev, n_end * sizeof *ids);
+                k += n_end;
+                memcpy(ids + k, tt + n_pp, n_turn * sizeof *ids);
+            }
+        }
+        free(m);
+        free(prev);
+        free(pp);
+        free(tt);
+        if (ok && n_ids > c->n_cached) {
+            *out = ids;
+            *n_out = n_ids;
+            *keep = c->n_cached;
+            return BN_OK;
+        }
+        free(ids);
+    }
+    size_t n_ids = 0;
+    bn_status st = bn_chat_render_ids(tok, tmpl, c->msgs, n, true, out, &n_ids);
+    if (st) return st;
+    size_t k = 0;
+    while (k < c->n_cached && k < n_ids && c->cached[k] == (*out)[k]) k++;
+    if (k == n_ids && k > 0) k--; /* at least one token must be decoded for fresh logits */
+    *n_out = n_ids;
+    *keep = k;
+    return BN_OK;
+}
+
 int bn_cmd_chat(int argc, char **argv) {
     const char *cmd = "chat", *model_spec = NULL, *tok_path = NULL, *system = NULL, *tmpl = NULL;
     long n_predict = -1, ctx_n = 0, threads = 0;
@@ -131,6 +206,7 @@ int bn_cmd_chat(int argc, char **argv) {
     bn_cancel *cancel = NULL;
     convo cv;
     memset(&cv, 0, sizeof cv);
+    cv.pending = -1;
     struct sigaction old_sa;
     bool sa_set = false;
 
@@ -179,13 +255,15 @@ int bn_cmd_chat(int argc, char **argv) {
             drop_msgs(&cv, n_fixed);
             bn_seq_truncate(ctx, 0, 0);
             cv.n_cached = 0;
+            cv.n_prompt = 0;
+            cv.pending = -1;
             if (tty) fprintf(stderr, "(conversation reset)\n");
             continue;
         }
         if (!add_msg(&cv, "user", line)) { fprintf(stderr, "bitnet chat: out of memory\n"); goto out; }
         int32_t *ids = NULL;
-        size_t n_ids = 0;
-        if (bn_chat_render_ids(tok, tmpl, cv.msgs, cv.n, true, &ids, &n_ids) != BN_OK) {
+        size_t n_ids = 0, keep = 0;
+        if (turn_ids(&cv, tok, tmpl, &ids, &n_ids, &keep) != BN_OK) {
             fprintf(stderr, "bitnet chat: %s\n", bn_last_error());
             drop_msgs(&cv, cv.n - 1);
             continue;
@@ -197,10 +275,6 @@ int bn_cmd_chat(int argc, char **argv) {
             drop_msgs(&cv, cv.n - 1);
             continue;
         }
-        /* reuse the longest prefix the cache already holds */
-        size_t keep = 0;
-        while (keep < cv.n_cached && keep < n_ids && cv.cached[keep] == ids[keep]) keep++;
-        if (keep == n_ids) keep--; /* at least one token must be decoded for fresh logits */
         bn_seq_truncate(ctx, 0, (int32_t)keep);
         cv.n_cached = keep;
 
@@ -221,6 +295,8 @@ int bn_cmd_chat(int argc, char **argv) {
             int32_t have = bn_seq_length(ctx, 0);
             int32_t none = 0;
             set_cached(&cv, ids, n_ids, &none, 0, have > 0 ? (size_t)have : 0);
+            cv.pending = -1;
+            cv.n_prompt = 0;
             free(ids);
             bn_generate_result_free(&res);
             continue;
@@ -235,6 +311,11 @@ int bn_cmd_chat(int argc, char **argv) {
         /* the cache now holds the prompt and all generated ids but the last */
         int32_t have = bn_seq_length(ctx, 0);
         ok = ok && set_cached(&cv, ids, n_ids, res.ids, (size_t)res.n_gen, have > 0 ? (size_t)have : 0);
+        /* a reply cut short (length, Ctrl-C) keeps its last token; a stop
+         * token is replaced by the template's own end of message */
+        cv.n_prompt = cv.n_cached >= n_ids ? n_ids : 0;
+        cv.pending = res.n_gen > 0 && res.finish != BN_FINISH_STOP && cv.n_cached == n_ids + (size_t)res.n_gen - 1
+                         ? res.ids[res.n_gen - 1] : -1;
         free(ids);
         bn_generate_result_free(&res);
         if (!ok) { fprintf(stderr, "bitnet chat: out of memory\n"); goto out; }

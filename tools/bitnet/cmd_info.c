@@ -232,7 +232,7 @@ static bn_status info_safetensors(cJSON *doc, const char *path, bool folder) {
         const char *k, *v;
         if (bn_st_metadata_at(s, i, &k, &v)) cJSON_AddStringToObject(meta, k, v);
     }
-    cJSON_AddStringToObject(doc, "shape_order", "as stored: outermost dimension first");
+    cJSON_AddStringToObject(doc, "shape_order", "as stored, outermost dimension first");
     if (!add_st_tensors(doc, s)) st = BN_ERR_NOMEM;
 done:
     cJSON_Delete(config);
@@ -343,7 +343,7 @@ static bn_status info_gguf(cJSON *doc, const char *path) {
             cJSON_AddNumberToObject(tok, k2, (double)v->v.arr.n);
         } else cJSON_AddItemToObject(tok, shortk, gguf_display(v));
     }
-    cJSON_AddStringToObject(doc, "shape_order", "GGUF order: ne[0] (the contiguous dimension) first");
+    cJSON_AddStringToObject(doc, "shape_order", "in GGUF order, ne[0] (the contiguous dimension) first");
 
     cJSON *arr = cJSON_AddArrayToObject(doc, "tensors");
     if (oom(arr)) { st = BN_ERR_NOMEM; goto done; }
@@ -395,18 +395,29 @@ static void put_value(const cJSON *v) {
     }
 }
 
+/* Width of the longest flattened key (for the value column). */
+static int key_width(const cJSON *o, int prefix_len) {
+    int w = 0;
+    for (const cJSON *e = o ? o->child : NULL; e; e = e->next) {
+        int n = prefix_len + (prefix_len ? 1 : 0) + (e->string ? (int)strlen(e->string) : 0);
+        if (cJSON_IsObject(e) && e->child) n = key_width(e, n);
+        if (n > w) w = n;
+    }
+    return w;
+}
+
 /* key/value lines; nested objects flattened as "outer.inner". */
-static void put_object(const cJSON *o, const char *prefix, int *lines) {
+static void put_object(const cJSON *o, const char *prefix, int width, int *lines) {
     for (const cJSON *e = o ? o->child : NULL; e; e = e->next) {
         char key[256];
         snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", e->string ? e->string : "");
         if (cJSON_IsObject(e) && e->child) {
-            put_object(e, key, lines);
+            put_object(e, key, width, lines);
             continue;
         }
         fputs("  ", stdout);
         put_clean(key);
-        int pad = 38 - (int)strlen(key);
+        int pad = width - (int)strlen(key);
         printf("%*s ", pad > 0 ? pad : 0, "");
         put_value(e);
         putchar('\n');
@@ -417,7 +428,9 @@ static void put_object(const cJSON *o, const char *prefix, int *lines) {
 static void put_section(const cJSON *doc, const char *key, const char *title) {
     printf("%s\n", title);
     int lines = 0;
-    put_object(cJSON_GetObjectItemCaseSensitive(doc, key), "", &lines);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, key);
+    int w = key_width(o, 0);
+    put_object(o, "", w < 20 ? 20 : w > 60 ? 60 : w, &lines);
     if (!lines) printf("  (none)\n");
 }
 
@@ -527,7 +540,8 @@ int bn_cmd_info(int argc, char **argv) {
     cJSON *doc = cJSON_CreateObject();
     if (!doc) return info_fail(path, "out of memory");
     bn_status st;
-    if (S_ISDIR(sb.st_mode)) st = info_safetensors(doc, path, true);
+    if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) st = bn_fail(BN_ERR_IO, "not a regular file or a folder");
+    else if (S_ISDIR(sb.st_mode)) st = info_safetensors(doc, path, true);
     else if (is_gguf_file(path)) st = info_gguf(doc, path);
     else st = info_safetensors(doc, path, false);
     if (st != BN_OK) {

@@ -101,9 +101,10 @@ static int parse(int argc, char **argv, opts *o) {
 #undef DBL
         return bn_cli_usage_error(CMD, "unknown option '%s'", a);
     }
-    int nsrc = !!o->init + !!o->config + !!o->preset + !!o->resume;
-    if (nsrc != 1)
-        return bn_cli_usage_error(CMD, "give exactly one of --init, --config, --preset, --resume");
+    int nsrc = !!o->init + !!o->config + !!o->preset;
+    if (nsrc > 1 || (nsrc == 0 && !o->resume) || (o->resume && o->init))
+        return bn_cli_usage_error(CMD, "give one of --init, --config, --preset, or --resume "
+                                  "(optionally with the --config/--preset it must match)");
     if (!!o->batch_file + !!o->data != 1)
         return bn_cli_usage_error(CMD, "give exactly one of --batch-file, --data");
     if (!(o->lr >= 0) || !(o->wd >= 0) || !(o->beta1 >= 0 && o->beta1 < 1) ||
@@ -124,7 +125,7 @@ static int parse(int argc, char **argv, opts *o) {
 static bn_status read_batch_file(const char *path, int B, int T, int32_t *tok, int32_t *tgt) {
     char *buf = NULL;
     size_t len = 0, want = (size_t)B * (size_t)(T + 1) * 4;
-    bn_status st = bn_read_file(path, want + 1, &buf, &len);
+    bn_status st = bn_read_file(path, (size_t)1 << 30, &buf, &len);
     if (st != BN_OK) return st;
     if (len != want) {
         free(buf);
@@ -195,6 +196,11 @@ static bn_status build_model(run *r) {
     if (o->resume) {
         bool cq;
         st = bn_tr_checkpoint_peek(o->resume, &cfg, &cq);
+        if (st != BN_OK) return st;
+        /* an explicit shape must match the checkpoint's (checked when loading) */
+        if (o->config) st = bn_tr_config_load(o->config, &cfg);
+        else if (o->preset) st = bn_tr_config_preset(o->preset, &cfg);
+        if (st == BN_OK && o->preset && o->data) cfg.vocab = (int32_t)r->train.vocab;
         if (st != BN_OK) return st;
         if (cq != quant)
             return bn_fail(BN_ERR_INVALID_ARG, "%s was trained %s quantization; %s --no-quant",
