@@ -3,7 +3,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test asan fuzz clean
+.PHONY: all deps build run test asan fuzz clean demo-model
 
 all: build
 
@@ -17,6 +17,11 @@ build: deps
 # The main job: run the shipped model (until one ships: inspect a sample file).
 run: build
 	@scripts/run.sh $(BUILD)
+
+# Reproduce models/demo.gguf from ../shared/data with the recipe in models/README.md
+# (about an hour on two CPU cores; CI does not run it).
+demo-model: build
+	@scripts/demo_model.sh $(BUILD)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

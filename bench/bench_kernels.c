@@ -65,16 +65,36 @@ __attribute__((target("avx2"))) static uint64_t read_slice(const uint64_t *p, si
     for (; i < n; i++) r += p[i];
     return r;
 }
+/* The same over four equal parts read side by side (more misses in flight,
+ * like a kernel reading several rows at once). n: multiple of 64. */
+__attribute__((target("avx2"))) static uint64_t read_slice4(const uint64_t *p, size_t n) {
+    const size_t q = n / 4 / 4 * 4;
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i < q; i += 4) {
+        s0 = _mm256_add_epi64(s0, _mm256_load_si256((const __m256i *)(p + i)));
+        s1 = _mm256_add_epi64(s1, _mm256_load_si256((const __m256i *)(p + q + i)));
+        s2 = _mm256_add_epi64(s2, _mm256_load_si256((const __m256i *)(p + 2 * q + i)));
+        s3 = _mm256_add_epi64(s3, _mm256_load_si256((const __m256i *)(p + 3 * q + i)));
+    }
+    s0 = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+    uint64_t t[4];
+    _mm256_storeu_si256((__m256i *)t, s0);
+    uint64_t r = t[0] + t[1] + t[2] + t[3];
+    for (size_t i = 4 * q; i < n; i++) r += p[i];
+    return r;
+}
 #else
 static uint64_t read_slice(const uint64_t *p, size_t n) {
     uint64_t r = 0;
     for (size_t i = 0; i < n; i++) r += p[i];
     return r;
 }
+static uint64_t read_slice4(const uint64_t *p, size_t n) { return read_slice(p, n); }
 #endif
 
 /* Streaming read: every thread sums its slice of a buffer far larger than
- * the caches. Returns GB/s over all threads (best of reps). */
+ * the caches, as one stream or four side by side (alternate repetitions).
+ * Returns GB/s over all threads (best of reps and of both forms). */
 static double stream_read_gbs(const uint64_t *buf, size_t n, int threads, int reps) {
     double best = 0;
     volatile uint64_t sink = 0;
@@ -85,7 +105,7 @@ static double stream_read_gbs(const uint64_t *buf, size_t n, int threads, int re
         {
             const int t = omp_get_thread_num(), T = omp_get_num_threads();
             const size_t a = n * (size_t)t / (size_t)T / 16 * 16, b = t == T - 1 ? n : n * (size_t)(t + 1) / (size_t)T / 16 * 16;
-            total += read_slice(buf + a, b - a);
+            total += (r & 1) ? read_slice4(buf + a, b - a) : read_slice(buf + a, b - a);
         }
         const double dt = bn_time_s() - t0;
         sink += total;
@@ -193,7 +213,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < pool_bytes; i++) p[i] = (uint8_t)(p[i] & ~((p[i] << 1) & 0xAA));
     }
     double bw[3] = {0};
-    for (int t = 1; t <= max_threads; t++) bw[t] = stream_read_gbs(pool, pool_bytes / 8, t, 5);
+    for (int t = 1; t <= max_threads; t++) bw[t] = stream_read_gbs(pool, pool_bytes / 8, t, 8);
     printf("stream read: 1 thread %.1f GB/s, %d threads %.1f GB/s\n", bw[1], max_threads, bw[max_threads]);
 #if defined(__x86_64__)
     bn_cpu_features f;
@@ -282,6 +302,50 @@ int main(int argc, char **argv) {
                     printf("head F16 128256x2560 %dT  1 token %7.2f ms %6.1f GB/s (%3.0f%% of read bw)\n", t,
                            m * 1e3, (double)hb / m / 1e9, 100.0 * (double)hb / m / 1e9 / bw[t]);
                 }
+            }
+            /* quantized heads: 1024 distinct rows quantized, then repeated */
+            const int bits_list[3] = {8, 6, 4};
+            for (int bi = 0; bi < 3 && emb && h && lg && kt->qhead; bi++) {
+                bn_qhead Q = {.bits = bits_list[bi], .n_vocab = V, .n_embd = E,
+                              .nblk = bn_pad_k(E) / BN_QH_BLOCK,
+                              .row_bytes = bn_qhead_row_bytes(bits_list[bi], E)};
+                uint16_t *sc = bn_aligned_alloc(64, sizeof(uint16_t) * (size_t)Q.nblk * V);
+                uint8_t *cd = bn_aligned_alloc(64, Q.row_bytes * (size_t)V);
+                int8_t *hq = bn_aligned_alloc(64, (size_t)bn_pad_k(E));
+                float hs, row[2560];
+                if (!sc || !cd || !hq) break;
+                for (int v = 0; v < V; v++) {
+                    if (v < 1024) {
+                        bn_f16_to_f32_row(emb + (size_t)v * E, row, (size_t)E);
+                        bn_qhead_quantize_row(Q.bits, row, E, sc + (size_t)v * Q.nblk, cd + (size_t)v * Q.row_bytes);
+                    } else {
+                        memcpy(sc + (size_t)v * Q.nblk, sc + (size_t)(v % 1024) * Q.nblk, sizeof(uint16_t) * (size_t)Q.nblk);
+                        memcpy(cd + (size_t)v * Q.row_bytes, cd + (size_t)(v % 1024) * Q.row_bytes, Q.row_bytes);
+                    }
+                }
+                Q.scales = sc;
+                Q.codes = cd;
+                const double qb = (double)Q.row_bytes * V + 2.0 * Q.nblk * V;
+                for (int t = 1; t <= max_threads; t++) {
+                    double th[16];
+                    const int hr = reps < 16 ? reps : 16;
+                    for (int r = 0; r < hr; r++) {
+                        const double t0 = bn_time_s();
+                        kt->quantize_act(h, (size_t)E, E, 1, hq, (size_t)bn_pad_k(E), &hs, NULL);
+#pragma omp parallel num_threads(t)
+                        {
+                            const int i = omp_get_thread_num(), T = omp_get_num_threads();
+                            kt->qhead(&Q, hq, (size_t)bn_pad_k(E), &hs, 1, lg, V, (int)((long)V * i / T), (int)((long)V * (i + 1) / T));
+                        }
+                        th[r] = bn_time_s() - t0;
+                    }
+                    const double m = best(th, hr);
+                    printf("head Q%d (f16 scales/64) %dT  1 token %7.2f ms %6.1f GB/s (%3.0f%% of read bw), %.0f MB\n",
+                           Q.bits, t, m * 1e3, qb / m / 1e9, 100.0 * qb / m / 1e9 / bw[t], qb / 1e6);
+                }
+                bn_aligned_free(sc);
+                bn_aligned_free(cd);
+                bn_aligned_free(hq);
             }
             bn_aligned_free(emb);
             free(h);

@@ -657,6 +657,96 @@ static void test_spm(void) {
     bn_tokenizer_free(t);
 }
 
+/* A SentencePiece BPE model trained here (spm_train 0.1.97, LLaMA's options:
+ * byte fallback, dummy prefix, identity normalization, whitespace kept),
+ * exported as "piece<TAB>score" and written as a GGUF "llama" vocabulary
+ * the way llama.cpp's converter does; ids must equal spm_encode's for every
+ * line of spm/cases.txt. */
+static void test_spm_sentencepiece(void) {
+    size_t vl, cl;
+    char *voc = bn_test_read(bn_test_src(TD "spm/vocab.tsv"), &vl);
+    char *cases = bn_test_read(bn_test_src(TD "spm/cases.txt"), &cl);
+    size_t ne;
+    int32_t *flat = NULL;
+    CHECK(voc && cases);
+    if (!voc || !cases) { free(voc); free(cases); return; }
+    const char **toks = malloc(4096 * sizeof *toks);
+    uint64_t *lens = malloc(4096 * sizeof *lens);
+    float *scores = malloc(4096 * sizeof *scores);
+    int32_t *types = malloc(4096 * sizeof *types);
+    int n = 0;
+    for (char *p = voc; p < voc + vl && n < 4096;) {
+        char *tab = memchr(p, '\t', (size_t)(voc + vl - p)), *nl = memchr(p, '\n', (size_t)(voc + vl - p));
+        if (!tab || !nl || tab > nl) break;
+        toks[n] = p;
+        lens[n] = (uint64_t)(tab - p);
+        *nl = 0;
+        scores[n] = strtof(tab + 1, NULL);
+        types[n] = n == 0 ? 2 : n <= 2 ? 3 : (lens[n] == 6 && !memcmp(p, "<0x", 3)) ? 6 : 1;
+        n++;
+        p = nl + 1;
+    }
+    CHECK(n == 2000);
+    char path[512];
+    snprintf(path, sizeof path, "%s/spm_trained.gguf", bn_test_tmpdir());
+    bn_gguf_writer *w;
+    CHECK_OK(bn_gguf_writer_create(&w));
+    CHECK_OK(bn_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama"));
+    CHECK_OK(bn_gguf_writer_add_str_arr(w, "tokenizer.ggml.tokens", toks, lens, (uint64_t)n));
+    CHECK_OK(bn_gguf_writer_add_arr(w, "tokenizer.ggml.scores", BN_GGUF_FLOAT32, scores, (uint64_t)n));
+    CHECK_OK(bn_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", BN_GGUF_INT32, types, (uint64_t)n));
+    CHECK_OK(bn_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1));
+    CHECK_OK(bn_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 2));
+    CHECK_OK(bn_gguf_writer_write(w, path));
+    bn_gguf_writer_free(w);
+    free(toks); free(lens); free(scores); free(types); free(voc);
+    bn_tokenizer *t = NULL;
+    CHECK_OK(bn_tokenizer_load(path, &t));
+    /* expected ids: one line per case */
+    size_t il;
+    char *idtext = bn_test_read(bn_test_src(TD "spm/cases.ids"), &il);
+    if (!t || !idtext) { CHECK(0); free(cases); free(idtext); bn_tokenizer_free(t); return; }
+    int bad = 0, n_cases = 0, rt_bad = 0;
+    char *cp = cases, *ip = idtext;
+    while (cp < cases + cl && ip < idtext + il) {
+        char *ce = memchr(cp, '\n', (size_t)(cases + cl - cp)), *ie = memchr(ip, '\n', (size_t)(idtext + il - ip));
+        if (!ce || !ie) break;
+        ne = 0;
+        free(flat);
+        flat = malloc(((size_t)(ie - ip) + 1) * sizeof *flat);
+        for (char *q = ip; q < ie;) {
+            while (q < ie && *q == ' ') q++;
+            if (q >= ie) break;
+            flat[ne++] = (int32_t)strtol(q, &q, 10);
+        }
+        int32_t *ids;
+        size_t k, d;
+        CHECK_OK(bn_tokenize(t, cp, (size_t)(ce - cp), false, false, &ids, &k));
+        if (!same_ids(ids, k, flat, ne, &d)) {
+            if (bad < 3) fprintf(stderr, "   spm case %d \"%.*s\": %zu ids vs %zu, first difference at %zu\n", n_cases,
+                                 (int)(ce - cp), cp, k, ne, d);
+            bad++;
+        }
+        char *back;
+        size_t bl;
+        CHECK_OK(bn_detokenize(t, ids, k, false, &back, &bl));
+        rt_bad += bl != (size_t)(ce - cp) || memcmp(back, cp, bl);
+        free(back);
+        free(ids);
+        n_cases++;
+        cp = ce + 1;
+        ip = ie + 1;
+    }
+    free(flat);
+    CHECK(n_cases == 264);
+    CHECK_MSG(bad == 0, "%d of %d lines differ from spm_encode", bad, n_cases);
+    CHECK_MSG(rt_bad == 0, "%d lines did not round-trip", rt_bad);
+    fprintf(stderr, "   sentencepiece: %d lines, %d differ from spm_encode, %d round-trip failures\n", n_cases, bad, rt_bad);
+    free(cases);
+    free(idtext);
+    bn_tokenizer_free(t);
+}
+
 /* Run a shell command, return its stdout (malloc'd) and exit status. */
 static char *run_cmd(const char *cmd, int *status) {
     FILE *p = popen(cmd, "r");
@@ -744,6 +834,7 @@ int main(void) {
     RUN(test_bad_input);
     RUN(test_cli);
     RUN(test_spm);
+    RUN(test_spm_sentencepiece);
     bn_tokenizer_free(g_tik);
     bn_tokenizer_free(g_gguf);
     bn_tokenizer_free(g_hf);

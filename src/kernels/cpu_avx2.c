@@ -392,12 +392,108 @@ static void avx2_head(const void *E, bn_type et, int n_embd, const float *h, siz
     }
 }
 
+/* ---- quantized head: 8/6/4-bit rows, f16 block scales ------------------
+ * Codes become signed (c = u - off) and meet the int8 hidden state through
+ * vpmaddubsw(|c|, sign(hq, c)): |c| <= 127 and |hq| <= 127 (quantize_act
+ * gives -128 only for NaN inputs), so the int16 pair sums cannot saturate. */
+
+BN_INLINE __m256i qh_dot32(__m256i c, __m256i q) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(c), _mm256_sign_epi8(q, c));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+BN_INLINE float f16_scalar(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
+
+/* The 4 chunks of 32 signed codes of superblock sb: elements 32c .. 32c+31. */
+BN_INLINE void qh2_unpack(int bits, const uint8_t *row, int sb, __m256i c[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    if (bits == 8) {
+        const __m256i o = _mm256_set1_epi8((char)0x80);
+        for (int i = 0; i < 4; i++)
+            c[i] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row + 128 * (size_t)sb + 32 * i)), o);
+        return;
+    }
+    const uint8_t *p = row + (size_t)sb * (bits == 4 ? 64 : 96);
+    const __m256i x0 = _mm256_loadu_si256((const __m256i *)p);
+    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(p + 32));
+    c[0] = _mm256_and_si256(x0, m4);
+    c[1] = _mm256_and_si256(x1, m4);
+    c[2] = _mm256_and_si256(_mm256_srli_epi16(x0, 4), m4);
+    c[3] = _mm256_and_si256(_mm256_srli_epi16(x1, 4), m4);
+    if (bits == 6) {
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(p + 64));
+        c[0] = _mm256_or_si256(c[0], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+        c[1] = _mm256_or_si256(c[1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+        c[2] = _mm256_or_si256(c[2], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+        c[3] = _mm256_or_si256(c[3], _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+    }
+    const __m256i off = _mm256_set1_epi8(bits == 4 ? 8 : 32);
+    for (int i = 0; i < 4; i++) c[i] = _mm256_sub_epi8(c[i], off);
+}
+
+BN_INLINE void qh2_row(int T, int bits, const uint16_t *d, const uint8_t *row, int nblk,
+                       const int8_t *q, size_t ldq, const float *hs, float *out, size_t ldl) {
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0;
+    for (int sb = 0; sb < nblk / 2; sb++) {
+        __m256i c[4];
+        qh2_unpack(bits, row, sb, c);
+        const __m256 s0 = _mm256_set1_ps(f16_scalar(d[2 * sb]));
+        const __m256 s1 = _mm256_set1_ps(f16_scalar(d[2 * sb + 1]));
+        for (int t = 0; t < T; t++) {
+            const int8_t *qt = q + (size_t)t * ldq + 128 * (size_t)sb;
+            const __m256i a = _mm256_add_epi32(qh_dot32(c[0], _mm256_loadu_si256((const __m256i *)qt)),
+                                               qh_dot32(c[1], _mm256_loadu_si256((const __m256i *)(qt + 32))));
+            const __m256i b = _mm256_add_epi32(qh_dot32(c[2], _mm256_loadu_si256((const __m256i *)(qt + 64))),
+                                               qh_dot32(c[3], _mm256_loadu_si256((const __m256i *)(qt + 96))));
+            __m256 *f = t == 0 ? &f0 : t == 1 ? &f1 : &f2;
+            *f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(b), s1, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), s0, *f));
+        }
+    }
+    if (T > 0) out[0] = hsum8f(f0) * hs[0];
+    if (T > 1) out[ldl] = hsum8f(f1) * hs[1];
+    if (T > 2) out[2 * ldl] = hsum8f(f2) * hs[2];
+}
+
+#define QH2_FN(T, B)                                                                             \
+    static void qh2_row_##T##_##B(const uint16_t *d, const uint8_t *row, int nblk,               \
+                                  const int8_t *q, size_t ldq, const float *hs, float *out,      \
+                                  size_t ldl) {                                                  \
+        qh2_row(T, B, d, row, nblk, q, ldq, hs, out, ldl);                                       \
+    }
+QH2_FN(1, 8) QH2_FN(2, 8) QH2_FN(3, 8) QH2_FN(1, 6) QH2_FN(2, 6) QH2_FN(3, 6)
+QH2_FN(1, 4) QH2_FN(2, 4) QH2_FN(3, 4)
+
+typedef void (*qh2_row_fn)(const uint16_t *, const uint8_t *, int, const int8_t *, size_t,
+                           const float *, float *, size_t);
+
+static void avx2_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const float *h_scale,
+                       int n_tokens, float *logits, size_t ldl, int v0, int v1) {
+    const int bits = E->bits, nblk = E->nblk;
+    if (bits != 8 && bits != 6 && bits != 4) {
+        bn_ref_qhead(E, hq, ldq, h_scale, n_tokens, logits, ldl, v0, v1);
+        return;
+    }
+    static const qh2_row_fn fns[3][3] = {
+        {qh2_row_1_8, qh2_row_2_8, qh2_row_3_8},
+        {qh2_row_1_6, qh2_row_2_6, qh2_row_3_6},
+        {qh2_row_1_4, qh2_row_2_4, qh2_row_3_4},
+    };
+    const int bi = bits == 8 ? 0 : bits == 6 ? 1 : 2;
+    for (int n = 0; n < n_tokens; n += 3) {
+        const int T = n_tokens - n < 3 ? n_tokens - n : 3;
+        const qh2_row_fn f = fns[bi][T - 1];
+        for (int v = v0; v < v1; v++)
+            f(E->scales + (size_t)v * (size_t)nblk, E->codes + (size_t)v * E->row_bytes, nblk,
+              hq + (size_t)n * ldq, ldq, h_scale + n, logits + (size_t)n * ldl + (size_t)v, ldl);
+    }
+}
+
 static const bn_kernels avx2_table = {
     .name = "avx2",
     .quantize_act = avx2_quantize_act,
     .tgemm = avx2_tgemm,
     .head = avx2_head,
-    .qhead = bn_ref_qhead, /* AVX2 version below when time allows */
+    .qhead = avx2_qhead,
 };
 
 const bn_kernels *bn_kernels_avx2(void) { return &avx2_table; }

@@ -237,37 +237,76 @@ static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsu
  * one broadcast dword, and a 12-token tile keeps 24 accumulators in
  * registers. Partial sums between K blocks live in y as int32 bits. */
 
+#ifndef GV_MULTI_MAX
+#define GV_MULTI_MAX 3 /* up to this many tokens: GEMV per token (measured crossover) */
+#endif
+#define GV_CHUNK_BYTES 196608 /* weight bytes per row chunk of that path     */
+
 #define GM_ROWS 32
 #define GM_NR 12
 #ifndef GM_KC
 #define GM_KC 512
 #endif
 
+/* Store the four code groups of x (dword d of 16 rows) at their k4 rows:
+ * group g of dword d holds elements 32g + 4d .. +3, k4 index 8g + d. */
+BN_INLINE void store_groups(uint8_t *o, __m512i x, __m512i m3) {
+    _mm512_store_si512(o + 0 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 6), m3));
+    _mm512_store_si512(o + 1 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 4), m3));
+    _mm512_store_si512(o + 2 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 2), m3));
+    _mm512_store_si512(o + 3 * 8 * GM_ROWS * 4, _mm512_and_si512(x, m3));
+}
+
+BN_INLINE __m256i load_row_block(const uint8_t *p, int valid) {
+    return valid ? _mm256_loadu_si256((const __m256i *)p) : _mm256_setzero_si256();
+}
+
+/* One 32-byte block of 16 rows (row r at base + r*rb; rows >= rv read as
+ * code 0) transposed to 8 vectors "dword d of rows 0..15" (an 8x8 dword
+ * transpose in each 256-bit half: rows 0-7 low, 8-15 high), codes fixed and
+ * split into groups at o (= buf at k4 row 32b, row offset 16v). */
+static void unpack16(const uint8_t *base, size_t rb, int rv, uint8_t *o) {
+    const __m512i c_aa = _mm512_set1_epi8((char)0xAA), m3 = _mm512_set1_epi8(3);
+#define UP_LD(i)                                                                                 \
+    const __m512i z##i = fix_codes512(                                                           \
+        _mm512_inserti64x4(_mm512_castsi256_si512(load_row_block(base + (size_t)(i) * rb, (i) < rv)), \
+                           load_row_block(base + (size_t)((i) + 8) * rb, (i) + 8 < rv), 1),       \
+        c_aa);
+    UP_LD(0) UP_LD(1) UP_LD(2) UP_LD(3) UP_LD(4) UP_LD(5) UP_LD(6) UP_LD(7)
+#undef UP_LD
+    const __m512i t0 = _mm512_unpacklo_epi32(z0, z1), t1 = _mm512_unpackhi_epi32(z0, z1);
+    const __m512i t2 = _mm512_unpacklo_epi32(z2, z3), t3 = _mm512_unpackhi_epi32(z2, z3);
+    const __m512i t4 = _mm512_unpacklo_epi32(z4, z5), t5 = _mm512_unpackhi_epi32(z4, z5);
+    const __m512i t6 = _mm512_unpacklo_epi32(z6, z7), t7 = _mm512_unpackhi_epi32(z6, z7);
+    /* u0: 128-bit lanes = d0 rows 0-3, d4 rows 0-3, d0 rows 8-11, d4 rows 8-11 */
+    const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+    const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+    const __m512i u4 = _mm512_unpacklo_epi64(t4, t6), u5 = _mm512_unpackhi_epi64(t4, t6);
+    const __m512i u6 = _mm512_unpacklo_epi64(t5, t7), u7 = _mm512_unpackhi_epi64(t5, t7);
+    const __m512i ilo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i ihi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    store_groups(o + 0 * GM_ROWS * 4, _mm512_permutex2var_epi64(u0, ilo, u4), m3);
+    store_groups(o + 4 * GM_ROWS * 4, _mm512_permutex2var_epi64(u0, ihi, u4), m3);
+    store_groups(o + 1 * GM_ROWS * 4, _mm512_permutex2var_epi64(u1, ilo, u5), m3);
+    store_groups(o + 5 * GM_ROWS * 4, _mm512_permutex2var_epi64(u1, ihi, u5), m3);
+    store_groups(o + 2 * GM_ROWS * 4, _mm512_permutex2var_epi64(u2, ilo, u6), m3);
+    store_groups(o + 6 * GM_ROWS * 4, _mm512_permutex2var_epi64(u2, ihi, u6), m3);
+    store_groups(o + 3 * GM_ROWS * 4, _mm512_permutex2var_epi64(u3, ilo, u7), m3);
+    store_groups(o + 7 * GM_ROWS * 4, _mm512_permutex2var_epi64(u3, ihi, u7), m3);
+}
+
 /* Unpack rows [0, rows) of the panel at `w` (row stride rb), 128-element
  * blocks [b0, b0 + nb), into buf. Missing rows read as code 0. */
 static void unpack_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, uint8_t *buf) {
-    const __m512i c_aa = _mm512_set1_epi8((char)0xAA), m3 = _mm512_set1_epi8(3);
-    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
-                                                            5, 4, 3, 2, 1, 0),
-                                           _mm512_set1_epi32((int)rb));
     for (int v = 0; v < GM_ROWS / 16; v++) {
         const int rv = rows - 16 * v;
-        const __mmask16 mask = rv >= 16 ? 0xffff : rv <= 0 ? 0 : (__mmask16)((1u << rv) - 1);
-        const uint8_t *wv = w + (size_t)(16 * v) * rb;
         for (int b = 0; b < nb; b++) {
-            const uint8_t *base = wv + 32 * (size_t)(b0 + b);
-            for (int d = 0; d < 8; d++) {
-                __m512i x = mask ? _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx,
-                                                               base + 4 * d, 1)
-                                 : _mm512_setzero_si512();
-                x = fix_codes512(x, c_aa);
-                /* group g of dword d holds elements 32g + 4d .. +3: k4 index 8g + d */
-                uint8_t *o = buf + (size_t)(32 * b + d) * (GM_ROWS * 4) + 64 * v;
-                _mm512_store_si512(o + 0 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 6), m3));
-                _mm512_store_si512(o + 1 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 4), m3));
-                _mm512_store_si512(o + 2 * 8 * GM_ROWS * 4, _mm512_and_si512(_mm512_srli_epi32(x, 2), m3));
-                _mm512_store_si512(o + 3 * 8 * GM_ROWS * 4, _mm512_and_si512(x, m3));
+            uint8_t *o = buf + (size_t)(32 * b) * (GM_ROWS * 4) + 64 * v;
+            if (rv <= 0) {
+                for (int j = 0; j < 32; j++) _mm512_store_si512(o + (size_t)j * GM_ROWS * 4, _mm512_setzero_si512());
+                continue;
             }
+            unpack16(w + (size_t)(16 * v) * rb + 32 * (size_t)(b0 + b), rb, rv, o);
         }
     }
 }
@@ -275,6 +314,21 @@ static void unpack_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, 
 /* The accumulators are named variables, not an array: GCC keeps arrays of
  * vectors in memory across the k loop when any use is not unrolled. */
 #define GM_REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+/* acc += w (u8) . broadcast dword at p (s8 x4). With the broadcast folded
+ * into the instruction's memory operand ({1to16}) it costs a load, not a
+ * shuffle-port uop; compilers hoist a separate vpbroadcastd instead, which
+ * halves the tile's throughput where broadcasts share a port with VNNI. */
+BN_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *p) {
+#if defined(__GNUC__) && !defined(GM_NO_ASM)
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)p));
+    return acc;
+#else
+    int32_t d;
+    memcpy(&d, p, 4);
+    return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(d));
+#endif
+}
 
 BN_INLINE void gemm_store(__m512i a0, __m512i a1, int last, int32_t xsum, float xs,
                           __m512 ws, float *yt, __mmask16 mk0, __mmask16 mk1) {
@@ -302,11 +356,8 @@ BN_INLINE void gemm_tile(int nr, const uint8_t *buf, int kc4, const int8_t *q, s
         const int8_t *qj = q + 4 * (size_t)j;
 #define GM_STEP(t)                                                          \
         if (t < nr) {                                                       \
-            int32_t qd;                                                     \
-            memcpy(&qd, qj + (size_t)t * ldq, 4);                           \
-            const __m512i b = _mm512_set1_epi32(qd);                        \
-            a0_##t = _mm512_dpbusd_epi32(a0_##t, w0, b);                    \
-            a1_##t = _mm512_dpbusd_epi32(a1_##t, w1, b);                    \
+            a0_##t = dpbusd_bcast(a0_##t, w0, qj + (size_t)t * ldq);        \
+            a1_##t = dpbusd_bcast(a1_##t, w1, qj + (size_t)t * ldq);        \
         }
         GM_REP(GM_STEP)
     }
@@ -387,8 +438,18 @@ static void avx512_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
         }
         return;
     }
-    if (n_tokens == 1) gemv(W, k, q, x_scale[0], x_sum[0], w_scale, y, m0, m1);
-    else gemm(W, k, q, ldq, x_scale, x_sum, n_tokens, w_scale, y, ldy, m0, m1);
+    if (n_tokens <= GV_MULTI_MAX) {
+        /* few tokens (batched decode): GEMV per token over row chunks that
+         * stay in L2, so DRAM streams the weights once */
+        const int mc = GV_CHUNK_BYTES / (int)bn_t2r_row_bytes(k) / 4 * 4 + 4;
+        for (int m = m0; m < m1; m += mc) {
+            const int me = m1 - m < mc ? m1 : m + mc;
+            for (int n = 0; n < n_tokens; n++)
+                gemv(W, k, q + (size_t)n * ldq, x_scale[n], x_sum[n], w_scale, y + (size_t)n * ldy, m, me);
+        }
+        return;
+    }
+    gemm(W, k, q, ldq, x_scale, x_sum, n_tokens, w_scale, y, ldy, m0, m1);
 }
 
 /* ---- dense head: F32 / F16 / BF16 rows dotted with f32 hidden states ---- */
@@ -495,7 +556,10 @@ static void avx512_head(const void *E, bn_type et, int n_embd, const float *h, s
  * off). Each block's int32 lanes are converted and multiplied by the block
  * scale into f32 accumulators (two chains: even and odd blocks). */
 
-#define QH_MAXBLK 512 /* n_embd <= 32768; larger heads use the reference */
+#define QH_MAXBLK 128 /* n_embd <= 8192; larger heads use the reference */
+#ifndef QH_PF_ROWS
+#define QH_PF_ROWS 4
+#endif
 
 BN_INLINE void qh_unpack(int bits, const uint8_t *row, int sb, __m512i *u0, __m512i *u1) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
@@ -525,33 +589,38 @@ BN_INLINE void qh_unpack(int bits, const uint8_t *row, int sb, __m512i *u0, __m5
 
 #define QH_REP(X) X(0) X(1) X(2) X(3)
 
+/* corr: per token, per block, a vector with -off * sum(hq over the block) in
+ * lane 0 (loaded as the dpbusd accumulator: a load, not a shuffle). The
+ * row's scales are widened to f32 once so each FMA takes its scale as an
+ * embedded broadcast. */
 BN_INLINE void qh_row(int T, int bits, const uint16_t *d, const uint8_t *row, int nblk,
-                      const int8_t *q, size_t ldq, const int32_t *corr, const float *hs,
+                      const int8_t *q, size_t ldq, const __m512i *corr, const float *hs,
                       float *out, size_t ldl) {
+    const size_t rb = (size_t)nblk * (size_t)(bits * 8); /* code bytes per row */
+    _Alignas(64) float sc[QH_MAXBLK];
+    for (int b = 0; b < nblk; b += 16) {
+        const int left = nblk - b;
+        const __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        _mm512_store_ps(sc + b, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, d + b)));
+    }
 #define QH_DECL(t) __m512 f0_##t = _mm512_setzero_ps(), f1_##t = _mm512_setzero_ps();
     QH_REP(QH_DECL)
-    __m512 dv = _mm512_setzero_ps();
     for (int sb = 0; sb < nblk / 2; sb++) {
         __m512i u0, u1;
+        /* rows are contiguous: fetch the lines of the row QH_PF_ROWS ahead */
+        const char *pf = (const char *)row + (size_t)sb * (size_t)(bits * 16) + QH_PF_ROWS * rb;
+        _mm_prefetch(pf, _MM_HINT_T0);
+        if (bits > 4) _mm_prefetch(pf + 64, _MM_HINT_T0);
         qh_unpack(bits, row, sb, &u0, &u1);
         const int b = 2 * sb;
-        if ((b & 15) == 0) {
-            const int left = nblk - b;
-            const __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            dv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, d + b));
-        }
-        const __m512 s0 = _mm512_permutexvar_ps(_mm512_set1_epi32(b & 15), dv);
-        const __m512 s1 = _mm512_permutexvar_ps(_mm512_set1_epi32((b & 15) + 1), dv);
 #define QH_STEP(t)                                                                               \
         if (t < T) {                                                                             \
             const int8_t *qt = q + (size_t)t * ldq + 128 * (size_t)sb;                           \
-            const int32_t *ct = corr + (size_t)t * QH_MAXBLK + b;                                \
-            const __m512i p0 = _mm512_dpbusd_epi32(_mm512_maskz_set1_epi32(1, ct[0]), u0,        \
-                                                   _mm512_loadu_si512(qt));                      \
-            const __m512i p1 = _mm512_dpbusd_epi32(_mm512_maskz_set1_epi32(1, ct[1]), u1,        \
-                                                   _mm512_loadu_si512(qt + 64));                 \
-            f0_##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), s0, f0_##t);                        \
-            f1_##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), s1, f1_##t);                        \
+            const __m512i *ct = corr + (size_t)t * QH_MAXBLK + b;                                \
+            const __m512i p0 = _mm512_dpbusd_epi32(ct[0], u0, _mm512_loadu_si512(qt));          \
+            const __m512i p1 = _mm512_dpbusd_epi32(ct[1], u1, _mm512_loadu_si512(qt + 64));     \
+            f0_##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), _mm512_set1_ps(sc[b]), f0_##t);     \
+            f1_##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), _mm512_set1_ps(sc[b + 1]), f1_##t); \
         }
         QH_REP(QH_STEP)
     }
@@ -565,7 +634,7 @@ BN_INLINE void qh_row(int T, int bits, const uint16_t *d, const uint8_t *row, in
 
 #define QH_FN(T, B)                                                                              \
     static void qh_row_##T##_##B(const uint16_t *d, const uint8_t *row, int nblk,                \
-                                 const int8_t *q, size_t ldq, const int32_t *corr,               \
+                                 const int8_t *q, size_t ldq, const __m512i *corr,               \
                                  const float *hs, float *out, size_t ldl) {                      \
         qh_row(T, B, d, row, nblk, q, ldq, corr, hs, out, ldl);                                  \
     }
@@ -574,7 +643,7 @@ QH_FN(1, 6) QH_FN(2, 6) QH_FN(3, 6) QH_FN(4, 6)
 QH_FN(1, 4) QH_FN(2, 4) QH_FN(3, 4) QH_FN(4, 4)
 
 typedef void (*qh_row_fn)(const uint16_t *, const uint8_t *, int, const int8_t *, size_t,
-                          const int32_t *, const float *, float *, size_t);
+                          const __m512i *, const float *, float *, size_t);
 
 static void avx512_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const float *h_scale,
                          int n_tokens, float *logits, size_t ldl, int v0, int v1) {
@@ -589,15 +658,15 @@ static void avx512_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const 
         {qh_row_1_4, qh_row_2_4, qh_row_3_4, qh_row_4_4},
     };
     const int bi = bits == 8 ? 0 : bits == 6 ? 1 : 2, off = bits == 8 ? 128 : bits == 6 ? 32 : 8;
-    int32_t corr[4 * QH_MAXBLK];
+    __m512i corr[4 * QH_MAXBLK]; /* 32 KiB */
     for (int n = 0; n < n_tokens; n += 4) {
         const int T = n_tokens - n < 4 ? n_tokens - n : 4;
         for (int t = 0; t < T; t++) {
             const int8_t *qt = hq + (size_t)(n + t) * ldq;
             for (int b = 0; b < nblk; b++) {
                 const __m512i x = _mm512_loadu_si512(qt + 64 * (size_t)b);
-                corr[t * QH_MAXBLK + b] = -off * _mm512_reduce_add_epi32(
-                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), x));
+                corr[t * QH_MAXBLK + b] = _mm512_maskz_set1_epi32(1, -off * _mm512_reduce_add_epi32(
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), x)));
             }
         }
         const qh_row_fn f = fns[bi][T - 1];

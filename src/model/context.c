@@ -80,9 +80,12 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
         free(c);
         return BN_ERR_NOMEM;
     }
+    c->seq_len = zalloc((size_t)c->n_seq, sizeof(int32_t), &ok);
+    /* The CUDA backend keeps caches and scratch on the GPU: none here. */
+    const bool host = p.device != BN_DEVICE_CUDA;
+    if (host) {
     c->k_cache = zalloc(cache_elems, sizeof(float), &ok);
     c->v_cache = zalloc(cache_elems, sizeof(float), &ok);
-    c->seq_len = zalloc((size_t)c->n_seq, sizeof(int32_t), &ok);
     c->x = zalloc(nb * e, sizeof(float), &ok);
     c->xb = zalloc(nb * (f > e ? f : e), sizeof(float), &ok);
     c->q = zalloc(nb * e, sizeof(float), &ok);
@@ -95,6 +98,7 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     c->q8_scale = zalloc(nb, sizeof(float), &ok);
     c->q8_sum = zalloc(nb, sizeof(int32_t), &ok);
     c->att_scratch = zalloc((size_t)c->n_threads * (size_t)c->n_ctx, sizeof(float), &ok);
+    }
     if (!ok) {
         bn_error_prefix("creating a context (n_ctx %d, %d sequences, batch %d)", c->n_ctx, c->n_seq, c->n_chunk);
         bn_context_free(c);

@@ -99,6 +99,7 @@ static void record_usage(conn *c) {
 static int wait_done_or_news(conn *c, bool news_only, long max_ms) {
     bn_srv_req *r = c->oai.req;
     double t_end = max_ms >= 0 ? bn_time_s() + (double)max_ms / 1000.0 : 0;
+    double t_check = bn_time_s();
     pthread_mutex_lock(&r->mu);
     for (;;) {
         if (r->state == BN_REQ_DONE) break;
@@ -109,10 +110,14 @@ static int wait_done_or_news(conn *c, bool news_only, long max_ms) {
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
+        ts.tv_nsec += 100 * 1000000L;
         if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        int rc = pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-        if (rc == ETIMEDOUT && peer_gone(c->fd)) {
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        /* every 100 ms, whether or not tokens arrived meanwhile */
+        double now = bn_time_s();
+        if (now - t_check < 0.1) continue;
+        t_check = now;
+        if (peer_gone(c->fd)) {
             pthread_mutex_unlock(&r->mu);
             atomic_store(&r->cancel, 1);
             bn_sched_wake(c->srv->sched);
@@ -572,6 +577,12 @@ static void *loader_main(void *arg) {
     s->oai.n_ctx = bn_sched_n_ctx(s->sched);
     s->oai.n_vocab = mi.n_vocab;
     s->oai.created = (int64_t)time(NULL);
+    int32_t cand[4] = {mi.eos_id, bn_tokenizer_eos(s->tok), bn_tokenizer_eot(s->tok), -1};
+    for (int i = 0; i < 3; i++) {
+        bool dup = cand[i] < 0;
+        for (int32_t k = 0; k < s->oai.n_eog && !dup; k++) dup = s->oai.eog[k] == cand[i];
+        if (!dup) s->oai.eog[s->oai.n_eog++] = cand[i];
+    }
     bn_log(&cfg->logger, BN_LOG_INFO, "model '%s' ready: %d slots x %d positions, chat template %s", s->s_name,
            cfg->parallel, (int)s->oai.n_ctx, s->tmpl);
     atomic_store(&s->state, 1);

@@ -582,6 +582,8 @@ char *bn_oai_models(const bn_oai_ctx *c) {
     cJSON_AddNumberToObject(m, "created", (double)c->created);
     cJSON_AddStringToObject(m, "owned_by", "bitnet");
     cJSON_AddNumberToObject(m, "context_length", c->n_ctx);
+    cJSON *eog = cJSON_AddArrayToObject(m, "end_token_ids");
+    for (int32_t i = 0; eog && i < c->n_eog; i++) cJSON_AddItemToArray(eog, cJSON_CreateNumber(c->eog[i]));
     cJSON_AddItemToArray(data, m);
     return print_free(root);
 }

@@ -116,6 +116,8 @@ bn_status bn_sched_submit(bn_sched *s, bn_srv_req *r) {
 
 /* Mark a request done (with the scheduler's reference dropped). */
 static void req_done(bn_sched *s, bn_srv_req *r, bn_finish_reason why, bn_status st, const char *msg) {
+    /* metrics first: a client that sees its answer sees them counted */
+    bn_srv_metrics_tokens(s->p.metrics, r->n_prompt, r->n_cached, r->n_gen);
     pthread_mutex_lock(&r->mu);
     r->state = BN_REQ_DONE;
     r->finish = why;
@@ -124,7 +126,6 @@ static void req_done(bn_sched *s, bn_srv_req *r, bn_finish_reason why, bn_status
     r->t_done = bn_time_s();
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    bn_srv_metrics_tokens(s->p.metrics, r->n_prompt, r->n_cached, r->n_gen);
     bn_srv_req_release(r);
 }
 
@@ -197,6 +198,18 @@ static int32_t common_prefix(const int32_t *a, int32_t na, const int32_t *b, int
     int32_t n = na < nb ? na : nb, i = 0;
     while (i < n && a[i] == b[i]) i++;
     return i;
+}
+
+/* Under s->mu: finish queued requests whose client went away, so they
+ * neither hold a queue place nor keep their connection waiting for a slot. */
+static void purge_locked(bn_sched *s) {
+    int kept = 0;
+    for (int k = 0; k < s->q_len; k++) {
+        bn_srv_req *r = s->q[(s->q_head + k) % s->p.max_queue];
+        if (atomic_load(&r->cancel)) req_done(s, r, BN_FINISH_CANCELLED, BN_OK, NULL);
+        else s->q[(s->q_head + kept++) % s->p.max_queue] = r;
+    }
+    s->q_len = kept;
 }
 
 /* Under s->mu: move queued requests into free slots. */
@@ -382,6 +395,7 @@ static void *sched_main(void *arg) {
             break;
         }
         int n_started = 0;
+        purge_locked(s);
         if (started) assign_locked(s, started, &n_started);
         pthread_mutex_unlock(&s->mu);
         for (int k = 0; k < n_started; k++)

@@ -234,6 +234,8 @@ typedef struct bn_oai_ctx {
     int32_t             n_ctx;
     int32_t             n_vocab;
     int64_t             created;        /* model "created" for /v1/models   */
+    int32_t             eog[4];         /* end-of-generation ids (listed in  */
+    int32_t             n_eog;          /* /v1/models for clients and tests) */
 } bn_oai_ctx;
 
 typedef struct bn_oai_request {

@@ -104,8 +104,8 @@ extern const char bn_gpt2_pattern[];
 /* An empty tokenizer with room for n tokens: every token is empty, type
  * UNUSED; fill with bn_tok_set, then call bn_tok_finish. */
 bn_status bn_tok_alloc(int32_t n, size_t blob_cap, bn_tokenizer **out);
-/* Set token id's bytes and type. Tokens must be set in ascending id order
- * (the blob is appended to). */
+/* Set token id's bytes and type (the bytes are appended to the blob; setting
+ * an id again just points it at the new copy). */
 bn_status bn_tok_set(bn_tokenizer *t, int32_t id, const void *bytes, size_t len, int type);
 /* Add a merge rule (MERGES mode); rank = order of addition. */
 bn_status bn_tok_add_merge(bn_tokenizer *t, int32_t left, int32_t right, int32_t result);

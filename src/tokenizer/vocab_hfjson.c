@@ -103,6 +103,10 @@ static bn_status parse(const cJSON *root, const cJSON *cfg, const char *name, bn
         blob += strlen(content);
     }
     if (max_id < 0) return bn_fail(BN_ERR_FORMAT, "%s: empty vocabulary", name);
+    /* ids are dense in real files; refuse a handful of entries claiming huge ids */
+    int n_entries = cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
+    if ((uint64_t)max_id >= (uint64_t)n_entries + 65536)
+        return bn_fail(BN_ERR_FORMAT, "%s: token ids go up to %lld for only %d entries", name, (long long)max_id, n_entries);
     bn_tokenizer *t;
     bn_status st = bn_tok_alloc((int32_t)max_id + 1, (size_t)blob + 16, &t);
     if (st) return st;

@@ -121,6 +121,12 @@ bn_status bn_tokenizer_parse_tiktoken(const char *buf, size_t n, const char *nam
         st = bn_fail(BN_ERR_FORMAT, "%s: no tokens", name);
         goto fail;
     }
+    /* Real files are dense (rank = line number); a few gaps are tolerated,
+     * but a tiny file claiming rank 16,000,000 must not cost gigabytes. */
+    if ((uint64_t)max_rank >= (uint64_t)nl + 65536) {
+        st = bn_fail(BN_ERR_FORMAT, "%s: ranks go up to %lld for only %zu tokens", name, (long long)max_rank, nl);
+        goto fail;
+    }
     int32_t n_base = (int32_t)max_rank + 1;
     bn_tokenizer *t;
     st = bn_tok_alloc(n_base + N_LLAMA3_SPECIAL, n + (size_t)N_LLAMA3_SPECIAL * 32, &t);

@@ -100,9 +100,15 @@ done:
 bn_status bn_tr_config_load(const char *path, bn_tr_config *c) {
     char buf[4096];
     struct stat sb;
+    size_t pl = strlen(path);
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         snprintf(buf, sizeof buf, "%s/config.json", path);
-    else
+    else if (pl > 12 && !strcmp(path + pl - 12, ".safetensors")) {
+        /* a weights file: its folder's config.json */
+        const char *slash = strrchr(path, '/');
+        if (slash) snprintf(buf, sizeof buf, "%.*s/config.json", (int)(slash - path), path);
+        else snprintf(buf, sizeof buf, "config.json");
+    } else
         snprintf(buf, sizeof buf, "%s", path);
     char *text = NULL;
     size_t len = 0;

@@ -60,14 +60,12 @@ bn_status bn_tr_load_safetensors(bn_tr_model *m, const char *path) {
     return st;
 }
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 bn_status bn_tr_save_safetensors(const bn_tr_model *m, const char *path) {
     char file[4096];
-    bool folder = !ends_with(path, ".safetensors");
+    /* a folder if it exists as one or ends in '/', otherwise a file path */
+    struct stat sb;
+    size_t pl = strlen(path);
+    bool folder = (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) || (pl && path[pl - 1] == '/');
     if (folder) {
         if (mkdir(path, 0777) != 0 && errno != EEXIST)
             return bn_fail(BN_ERR_IO, "%s: cannot create folder: %s", path, strerror(errno));

@@ -165,8 +165,8 @@ double bn_tr_flops_per_step(const bn_tr_config *c, int B, int T);
 /* Load initial weights from an HF folder or .safetensors file (F32/BF16/F16);
  * every tensor of the model must be present with the right shape. */
 bn_status bn_tr_load_safetensors(bn_tr_model *m, const char *path);
-/* Save latent weights as f32 safetensors (path ending in .safetensors), or as
- * a folder path/model.safetensors + path/config.json. */
+/* Save latent weights as f32 safetensors to the file path, or, if path is an
+ * existing folder or ends in '/', as path/model.safetensors + path/config.json. */
 bn_status bn_tr_save_safetensors(const bn_tr_model *m, const char *path);
 
 /* ------------------------------------------------------------- optimizer */

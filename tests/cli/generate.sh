@@ -114,4 +114,31 @@ assert lines[4]['error']['line'] == 6 and '30 tokens' in lines[4]['error']['mess
 assert [str(i) for i in lines[5]['ids']] == want[:3]
 EOF"
 
+# --- with a tokenizer (the 259-token chatml test vocabulary fits hf-tiny):
+#     text prompts and chat messages in batch mode equal single runs
+TOK="$SRC/tests/data/tokenizer/chatml"
+cat >"$TMP/in2.jsonl" <<'EOF'
+{"id": 1, "prompt": "hello ab", "max_tokens": 6, "temperature": 0}
+{"id": 2, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8, "temperature": 0}
+{"id": 3, "prompt": "", "max_tokens": 6}
+EOF
+"$BN" generate -m "$M" --tokenizer "$TOK" --chat-template chatml --file "$TMP/in2.jsonl" --out "$TMP/out2.jsonl" 2>"$TMP/err"; rc=$?
+check "[ $rc = 1 ] && grep -q 'in2.jsonl:3: the prompt is empty' $TMP/err"
+"$BN" generate -m "$M" --tokenizer "$TOK" -p "hello ab" -n 6 --temp 0 --json >"$TMP/p1.json" 2>/dev/null
+"$BN" generate -m "$M" --tokenizer "$TOK" --chat --chat-template chatml -p hello -n 8 --temp 0 --json >"$TMP/p2.json" 2>/dev/null
+check "python3 - $TMP/out2.jsonl $TMP/p1.json $TMP/p2.json <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+for got, want in ((lines[0], json.load(open(sys.argv[2]))), (lines[1], json.load(open(sys.argv[3])))):
+    assert got['ids'] == want['ids'] and got['text'] == want['text'] and got['n_prompt'] == want['n_prompt'], (got, want)
+assert lines[2]['id'] == 3 and 'empty' in lines[2]['error']['message']
+EOF"
+
+# --- perplexity of a text file equals that of its ids (tokenized the same way)
+printf 'hello ab hello ab abab hello world, hello ab!\n%.0s' 1 2 3 >"$TMP/text.txt"
+"$BN" tokenize --tokenizer "$TOK" <"$TMP/text.txt" >"$TMP/text.ids"
+a=$("$BN" perplexity -m "$M" --tokenizer "$TOK" -f "$TMP/text.txt" --ctx 32 2>/dev/null | grep '^Final')
+b=$("$BN" perplexity -m "$M" --ids-file "$TMP/text.ids" --ctx 32 2>/dev/null | grep '^Final')
+check "[ -n \"$a\" ] && [ \"$a\" = \"$b\" ]"
+
 exit $fail

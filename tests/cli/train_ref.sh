@@ -10,7 +10,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 "$BIN" train --init "$D/model" --batch-file "$D/batch/tokens.bin" --batch 2 --seq 16 --steps 10 \
   --lr 1e-3 --lr-schedule constant --warmup 0 --weight-decay 0.1 --beta1 0.9 --beta2 0.95 \
-  --eps 1e-8 --grad-clip 0 --log "$T/run.jsonl" --save "$T/out.safetensors" --quiet --threads 2
+  --eps 1e-8 --grad-clip 0 --log "$T/run.jsonl" --save "$T/out.safetensors" --quiet --threads 1
 python3 - "$D" "$T/run.jsonl" "$T/out.safetensors" <<'PY'
 import sys, json, struct, array, math, os
 d, log, st = sys.argv[1:4]

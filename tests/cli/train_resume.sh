@@ -24,7 +24,7 @@ assert meta['val_tokens'] == tot - int(tot * 0.9)
 PY
 COMMON=(--preset tiny --data "$T/d" --batch 2 --seq 32 --accum 2 --steps 8 --lr 3e-3
         --lr-schedule cosine --warmup 2 --grad-clip 0.5 --eval-every 2 --eval-batches 2
-        --sample-every 4 --sample-len 8 --seed 5 --threads 2 --quiet)
+        --sample-every 4 --sample-len 8 --seed 5 --threads 1 --quiet)
 "$BIN" train "${COMMON[@]}" --log "$T/a.jsonl" --save "$T/a.safetensors" 2> /dev/null
 "$BIN" train "${COMMON[@]}" --log "$T/b.jsonl" --stop-at 4 --ckpt "$T/ck" 2> /dev/null
 test -f "$T/ck"
@@ -42,4 +42,9 @@ assert a[-1]['loss'] < a[0]['loss'], 'no learning'
 print('resume: 8 steps == 4 + resume + 4, bit for bit; losses', a[0]['loss'], '->', a[-1]['loss'])
 PY
 cmp "$T/a.safetensors" "$T/b.safetensors"
+# a saved folder (model.safetensors + config.json) is a valid --init
+"$BIN" train --preset tiny --data "$T/d" --batch 1 --seq 16 --steps 1 --quiet --threads 1 --save "$T/f/"
+test -f "$T/f/model.safetensors" && test -f "$T/f/config.json"
+"$BIN" train --init "$T/f" --data "$T/d" --batch 1 --seq 16 --steps 1 --quiet --threads 1 --save "$T/g.safetensors"
+test -f "$T/g.safetensors"
 echo "train_resume: ok"

@@ -91,9 +91,20 @@ async function metric(name) {
   return m ? Number(m[1]) : 0;
 }
 
+// Bias that bans the end-of-generation tokens (so a request runs to max_tokens).
+let NO_EOG = {};
+async function loadEog(apiKey) {
+  const m = await (await fetch(`${URL_}/v1/models`, { headers: { Authorization: `Bearer ${apiKey}` } })).json();
+  NO_EOG = Object.fromEntries(m.data[0].end_token_ids.map((id) => [id, -100]));
+}
+async function tokenIds(text) {
+  return (await (await fetch(`${URL_}/tokenize`, { method: 'POST', body: JSON.stringify({ content: text }) })).json()).tokens;
+}
+
 // ------------------------------------------------------------------ main
 async function main() {
   const c = client();
+  await loadEog('none');
   const msgs = [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'Speak, speak, I pray you.' }];
 
   await test('GET /v1/models lists the served model', async () => {
@@ -147,7 +158,7 @@ async function main() {
   });
 
   await test('default max_tokens of completions is 16', async () => {
-    const r = await c.completions.create({ model: MODEL, prompt: 'Now', temperature: 0, logit_bias: { 511: -100 } });
+    const r = await c.completions.create({ model: MODEL, prompt: 'Now', temperature: 0, logit_bias: NO_EOG });
     assert.equal(r.usage.completion_tokens, 16);
     assert.equal(r.choices[0].finish_reason, 'length');
   });
@@ -186,25 +197,27 @@ async function main() {
 
   await test('stop strings end the text before the stop', async () => {
     const full = (await c.completions.create({ model: MODEL, prompt: 'The king', max_tokens: 24, temperature: 0,
-      logit_bias: { 511: -100 } })).choices[0].text;
+      logit_bias: NO_EOG })).choices[0].text;
     assert.ok(full.length >= 6, `text too short to test: ${JSON.stringify(full)}`);
     const cut = [...full].slice(3, 5).join('');
     const idx = full.indexOf(cut);
     const r = await c.completions.create({ model: MODEL, prompt: 'The king', max_tokens: 24, temperature: 0,
-      stop: [cut, 'zzzzqqq'], logit_bias: { 511: -100 } });
+      stop: [cut, 'zzzzqqq'], logit_bias: NO_EOG });
     assert.equal(r.choices[0].text, full.slice(0, idx));
     assert.equal(r.choices[0].finish_reason, 'stop');
     const s = await streamText(await c.completions.create({ model: MODEL, prompt: 'The king', max_tokens: 24,
-      temperature: 0, stop: cut, stream: true, logit_bias: { 511: -100 } }));
+      temperature: 0, stop: cut, stream: true, logit_bias: NO_EOG }));
     assert.equal(s.text, full.slice(0, idx));
   });
 
   await test('logit_bias +100 forces a token, -100 bans it', async () => {
-    const r = await c.completions.create({ model: MODEL, prompt: 'x', max_tokens: 6, temperature: 0, logit_bias: { 72: 100 } });
+    const h = await tokenIds('H');
+    assert.equal(h.length, 1);
+    const r = await c.completions.create({ model: MODEL, prompt: 'x', max_tokens: 6, temperature: 0, logit_bias: { [h[0]]: 100 } });
     assert.equal(r.choices[0].text, 'HHHHHH');
     const base = await c.completions.create({ model: MODEL, prompt: 'x', max_tokens: 1, temperature: 0, logprobs: 1 });
     const first = base.choices[0].logprobs.tokens[0];
-    const id = (await (await fetch(`${URL_}/tokenize`, { method: 'POST', body: JSON.stringify({ content: first }) })).json()).tokens;
+    const id = await tokenIds(first);
     if (id.length === 1) {
       const r2 = await c.completions.create({ model: MODEL, prompt: 'x', max_tokens: 1, temperature: 0, logprobs: 1,
         logit_bias: { [id[0]]: -100 } });
@@ -214,7 +227,7 @@ async function main() {
 
   await test('seed makes sampling (temperature 1) reproducible', async () => {
     const ask = (seed) => c.completions.create({ model: MODEL, prompt: 'Hark', max_tokens: 16, temperature: 1, seed,
-      logit_bias: { 511: -100 } });
+      logit_bias: NO_EOG });
     const [a, b, d] = await Promise.all([ask(42), ask(42), ask(43)]);
     assert.equal(a.choices[0].text, b.choices[0].text);
     assert.notEqual(a.choices[0].text, d.choices[0].text);
@@ -271,7 +284,7 @@ async function main() {
   await test('16 concurrent streams complete and each equals the same request alone', async () => {
     const prompts = Array.from({ length: 16 }, (_, i) => `Request number ${i}: ${'once more '.repeat(i % 5)}tell me`);
     const ask = (p, i) => c.completions.create({ model: MODEL, prompt: p, max_tokens: 20 + (i % 4) * 4,
-      temperature: 0, seed: 7, stream: true, stream_options: { include_usage: true }, logit_bias: { 511: -100 } });
+      temperature: 0, seed: 7, stream: true, stream_options: { include_usage: true }, logit_bias: NO_EOG });
     const alone = [];
     for (let i = 0; i < 16; i++) alone.push(await streamText(await ask(prompts[i], i)));
     const together = await Promise.all(prompts.map(async (p, i) => streamText(await ask(p, i))));
@@ -288,9 +301,9 @@ async function main() {
     const gen0 = await metric('bitnet_generated_tokens_total');
     const ac = new AbortController();
     const long = c.completions.create({ model: MODEL, prompt: 'Go on', max_tokens: 200, temperature: 0, stream: true,
-      logit_bias: { 511: -100 } }, { signal: ac.signal });
+      logit_bias: NO_EOG }, { signal: ac.signal });
     const other = c.completions.create({ model: MODEL, prompt: 'Other', max_tokens: 30, temperature: 0,
-      logit_bias: { 511: -100 } });
+      logit_bias: NO_EOG });
     try {
       let n = 0;
       for await (const _ of await long) { if (++n >= 2) { ac.abort(); } }
@@ -444,9 +457,10 @@ async function leak() {
 
 // ------------------------------------------------------------------ drain (SIGTERM)
 async function drain() {
+  await loadEog('none');
   await test('SIGTERM: the stream in flight finishes with [DONE]', async () => {
     const s = await client().completions.create({ model: MODEL, prompt: 'Drain', max_tokens: 60, temperature: 0,
-      stream: true, logit_bias: { 511: -100 } });
+      stream: true, logit_bias: NO_EOG });
     let n = 0, text = '', finish = null;
     for await (const ch of s) {
       if (++n === 2) process.kill(Number(process.env.BN_PID), 'SIGTERM');
@@ -457,7 +471,26 @@ async function drain() {
   });
 }
 
-const modes = { main, auth, load, leak, drain };
+// ------------------------------------------------------------------ busy (bounded queue)
+async function busy() {
+  await loadEog('none');
+  await test('a full queue answers 503 server_busy; admitted requests finish', async () => {
+    // 1 slot + a queue of 2: of 8 simultaneous requests at least 5 must be refused
+    const c = client();
+    const rs = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => c.completions.create({ model: MODEL,
+      prompt: `busy ${i}`, max_tokens: 200, temperature: 0, logit_bias: NO_EOG })));
+    const ok = rs.filter((r) => r.status === 'fulfilled'), bad = rs.filter((r) => r.status === 'rejected');
+    for (const r of bad) {
+      assert.equal(r.reason.status, 503, String(r.reason));
+      assert.equal(r.reason.code, 'server_busy');
+    }
+    assert.ok(ok.length >= 1 && ok.length <= 3, `${ok.length} admitted`);
+    for (const r of ok) assert.equal(r.value.usage.completion_tokens, 200);
+    assert.ok((await metric('bitnet_requests_total{endpoint="/v1/completions",status="503"}')) >= 5);
+  });
+}
+
+const modes = { main, auth, load, leak, drain, busy };
 if (!modes[mode]) { console.error(`unknown mode ${mode}`); process.exit(2); }
 await modes[mode]();
 console.log(`# ${mode}: ${passed} passed, ${failed} failed`);

@@ -1,0 +1,502 @@
+/* cuda_backend.cu — the CUDA backend: weights uploaded once (one arena),
+ * f16 KV caches of every sequence, scratch for one chunk, and the forward
+ * pass as a sequence of kernels on one stream. Per step the host sends the
+ * token ids / sequence ids / positions / logit rows in one copy and gets the
+ * requested logits back in one copy; nothing else crosses the bus. Decode
+ * steps of up to BN_CU_GRAPH_MAX_N tokens are replayed from CUDA graphs. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.cuh"
+
+extern "C" {
+#include "core/core.h"
+}
+
+#define BN_CU_GEMM_MIN_N 65   /* from this many tokens: int8 tensor-core GEMM */
+#define BN_CU_GRAPH_MAX_N 64  /* steps of at most this many tokens use graphs */
+#define BN_CU_HEAD_ROWS 64    /* logits rows per head GEMM                    */
+#define BN_CU_NGRAPH 8
+
+typedef struct bn_cu_layer {
+    const float *attn_norm, *attn_sub, *ffn_norm, *ffn_sub;
+    bn_cu_linear qkv, o, gu, down;
+} bn_cu_layer;
+
+typedef struct bn_cu_graph {
+    int             n, cnt;
+    cudaGraphExec_t exec;
+} bn_cu_graph;
+
+struct bn_cuda_state {
+    const bn_model *m;
+    int             n_ctx, n_seq, n_chunk;
+    int             dev;
+    cudaStream_t    st;
+    cublasHandle_t  blas;
+    void           *blas_ws;
+    /* weights */
+    char           *arena;
+    size_t          arena_bytes;
+    bn_cu_layer    *layers;
+    const void     *embd;     /* gather table, in its source type          */
+    int             embd_type;
+    const __half   *head;     /* [n_vocab, n_embd] f16 (same as embd if F16) */
+    const float    *out_norm, *inv_freq;
+    /* KV cache */
+    bn_cu_kv        kv;
+    size_t          kv_bytes;
+    /* scratch */
+    float          *x, *qkv, *att, *gu, *part, *logits;
+    __half         *hn;
+    bn_cu_act       act;
+    int            *in;       /* tok | seq | pos | rows, n_chunk each        */
+    int            *h_in;     /* pinned staging of the same                  */
+    int8_t         *wexp;     /* expanded weights for the GEMM path          */
+    int32_t        *gacc;
+    size_t          ws_bytes;
+    int             split_len, n_split;
+    bool            gemm_ok;
+    bn_cu_graph     graphs[BN_CU_NGRAPH];
+    int             n_graphs;
+    bool            graphs_off;
+};
+
+extern "C" bn_status bn_cuda_probe(char *desc, size_t cap) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        (void)cudaGetLastError();
+        return bn_fail(BN_ERR_UNSUPPORTED, "no CUDA GPU is available (%s)",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "device count 0");
+    }
+    cudaDeviceProp p;
+    BN_CU(cudaGetDeviceProperties(&p, 0), "device properties");
+    if (p.major < 6) return bn_fail(BN_ERR_UNSUPPORTED, "GPU %s (sm_%d%d) lacks dp4a (needs sm_61+)", p.name, p.major, p.minor);
+    if (desc && cap) snprintf(desc, cap, "%s (sm_%d%d, %.1f GiB)", p.name, p.major, p.minor, p.totalGlobalMem / 1073741824.0);
+    return BN_OK;
+}
+
+/* ---- upload */
+
+static size_t align_up(size_t n) { return (n + 255) & ~(size_t)255; }
+
+static size_t linear_bytes(int M, int K) { return align_up((size_t)M * bn_t2r_row_bytes(K)) + align_up((size_t)M * 4); }
+
+static bn_status upload_linear(bn_cuda_state *s, char **cur, const bn_linear *const *parts, int np, bn_cu_linear *out,
+                               float *hscale) {
+    const int K = parts[0]->n_in;
+    const size_t rb = bn_t2r_row_bytes(K);
+    int M = 0;
+    for (int i = 0; i < np; i++) {
+        if (parts[i]->n_in != K) return bn_fail(BN_ERR_SHAPE, "cuda: fused linears disagree on n_in");
+        M += parts[i]->n_out;
+    }
+    char *w = *cur;
+    size_t off = 0;
+    int r = 0;
+    for (int i = 0; i < np; i++) {
+        const size_t b = (size_t)parts[i]->n_out * rb;
+        BN_CU(cudaMemcpyAsync(w + off, parts[i]->w, b, cudaMemcpyHostToDevice, s->st), "uploading weights");
+        off += b;
+        for (int j = 0; j < parts[i]->n_out; j++) hscale[r++] = parts[i]->scale;
+    }
+    bn_cu_sanitize(s->st, (uint32_t *)w, off / 4);
+    float *sc = (float *)(w + align_up(off));
+    BN_CU(cudaMemcpyAsync(sc, hscale, (size_t)M * 4, cudaMemcpyHostToDevice, s->st), "uploading scales");
+    /* hscale is reused by the next call: wait for this copy */
+    BN_CU(cudaStreamSynchronize(s->st), "uploading scales");
+    out->w = (const uint4 *)w;
+    out->rscale = sc;
+    out->M = M;
+    out->K = K;
+    out->Kp = bn_pad_k(K);
+    *cur = w + align_up(off) + align_up((size_t)M * 4);
+    return BN_OK;
+}
+
+static bn_status upload_floats(bn_cuda_state *s, char **cur, const float *src, size_t n, const float **out) {
+    float *d = (float *)*cur;
+    BN_CU(cudaMemcpyAsync(d, src, n * 4, cudaMemcpyHostToDevice, s->st), "uploading norms");
+    *cur += align_up(n * 4);
+    *out = d;
+    return BN_OK;
+}
+
+static float embd_value(const bn_model *m, size_t i) {
+    switch (m->embd_type) {
+    case BN_TYPE_F16: return bn_f16_to_f32(((const uint16_t *)m->tok_embd)[i]);
+    case BN_TYPE_BF16: return bn_bf16_to_f32(((const uint16_t *)m->tok_embd)[i]);
+    default: return ((const float *)m->tok_embd)[i];
+    }
+}
+
+static bn_status upload_model(bn_cuda_state *s) {
+    const bn_model *m = s->m;
+    const bn_hparams *hp = &m->hp;
+    const int e = hp->n_embd, f = hp->n_ff, L = hp->n_layer;
+    const size_t V = (size_t)hp->n_vocab;
+    const size_t esz = m->embd_type == BN_TYPE_F32 ? 4 : 2;
+    const bool sub = hp->arch == BN_ARCH_BITNET_B158;
+    size_t total = 0;
+    int max_rows = 0;
+    for (int l = 0; l < L; l++) {
+        const bn_layer *ly = &m->layers[l];
+        const int mq = ly->wq.n_out + ly->wk.n_out + ly->wv.n_out, mg = ly->w_gate.n_out + ly->w_up.n_out;
+        total += linear_bytes(mq, e) + linear_bytes(ly->wo.n_out, ly->wo.n_in) + linear_bytes(mg, e) +
+                 linear_bytes(ly->w_down.n_out, ly->w_down.n_in);
+        total += 2 * align_up((size_t)e * 4) + (ly->attn_sub_norm ? align_up((size_t)e * 4) : 0) +
+                 (ly->ffn_sub_norm ? align_up((size_t)f * 4) : 0);
+        if (mq > max_rows) max_rows = mq;
+        if (mg > max_rows) max_rows = mg;
+        if (ly->w_down.n_out > max_rows) max_rows = ly->w_down.n_out;
+    }
+    (void)sub;
+    total += align_up(V * e * esz) + (m->embd_type != BN_TYPE_F16 ? align_up(V * e * 2) : 0);
+    total += align_up((size_t)e * 4) + align_up((size_t)hp->head_dim * 2);
+    BN_CU(cudaMalloc((void **)&s->arena, total), "allocating weights");
+    s->arena_bytes = total;
+    char *cur = s->arena;
+    float *hscale = (float *)malloc((size_t)max_rows * 4);
+    s->layers = (bn_cu_layer *)calloc((size_t)L, sizeof(bn_cu_layer));
+    if (!hscale || !s->layers) {
+        free(hscale);
+        return bn_fail(BN_ERR_NOMEM, "out of memory");
+    }
+    bn_status st = BN_OK;
+    for (int l = 0; st == BN_OK && l < L; l++) {
+        const bn_layer *ly = &m->layers[l];
+        bn_cu_layer *d = &s->layers[l];
+        const bn_linear *qkv[3] = {&ly->wq, &ly->wk, &ly->wv}, *o[1] = {&ly->wo}, *gu[2] = {&ly->w_gate, &ly->w_up},
+                        *dn[1] = {&ly->w_down};
+        if ((st = upload_linear(s, &cur, qkv, 3, &d->qkv, hscale)) != BN_OK) break;
+        if ((st = upload_linear(s, &cur, o, 1, &d->o, hscale)) != BN_OK) break;
+        if ((st = upload_linear(s, &cur, gu, 2, &d->gu, hscale)) != BN_OK) break;
+        if ((st = upload_linear(s, &cur, dn, 1, &d->down, hscale)) != BN_OK) break;
+        if ((st = upload_floats(s, &cur, ly->attn_norm, (size_t)e, &d->attn_norm)) != BN_OK) break;
+        if ((st = upload_floats(s, &cur, ly->ffn_norm, (size_t)e, &d->ffn_norm)) != BN_OK) break;
+        if (ly->attn_sub_norm && (st = upload_floats(s, &cur, ly->attn_sub_norm, (size_t)e, &d->attn_sub)) != BN_OK) break;
+        if (ly->ffn_sub_norm && (st = upload_floats(s, &cur, ly->ffn_sub_norm, (size_t)f, &d->ffn_sub)) != BN_OK) break;
+    }
+    free(hscale);
+    if (st != BN_OK) return st;
+    if ((st = upload_floats(s, &cur, m->output_norm, (size_t)e, &s->out_norm)) != BN_OK) return st;
+    /* inv_freq exactly as ref.c computes it, on the host */
+    float invf[512];
+    const int half = hp->head_dim / 2;
+    if (half > 512) return bn_fail(BN_ERR_UNSUPPORTED, "cuda: head_dim %d is too large", hp->head_dim);
+    for (int i = 0; i < half; i++) invf[i] = 1.0f / powf(hp->rope_theta, (float)(2 * i) / (float)hp->head_dim);
+    if ((st = upload_floats(s, &cur, invf, (size_t)half, &s->inv_freq)) != BN_OK) return st;
+    /* embedding table as is (exact gather), plus an f16 copy for the head */
+    char *E = cur;
+    BN_CU(cudaMemcpyAsync(E, m->tok_embd, V * e * esz, cudaMemcpyHostToDevice, s->st), "uploading the embeddings");
+    cur += align_up(V * e * esz);
+    s->embd = E;
+    s->embd_type = m->embd_type == BN_TYPE_F16 ? BN_CU_F16 : m->embd_type == BN_TYPE_BF16 ? BN_CU_BF16 : BN_CU_F32;
+    if (m->embd_type == BN_TYPE_F16) {
+        s->head = (const __half *)E;
+    } else {
+        /* convert on the host in row slabs through one bounded buffer */
+        const size_t slab = 4096;
+        uint16_t *tmp = (uint16_t *)malloc(slab * e * 2);
+        if (!tmp) return bn_fail(BN_ERR_NOMEM, "out of memory");
+        __half *H = (__half *)cur;
+        for (size_t r0 = 0; st == BN_OK && r0 < V; r0 += slab) {
+            const size_t nr = V - r0 < slab ? V - r0 : slab;
+            for (size_t i = 0; i < nr * e; i++) tmp[i] = bn_f32_to_f16(embd_value(m, r0 * e + i));
+            cudaError_t ce = cudaMemcpy(H + r0 * e, tmp, nr * e * 2, cudaMemcpyHostToDevice);
+            if (ce != cudaSuccess) st = bn_cuda_fail(ce, "uploading the head");
+        }
+        free(tmp);
+        if (st != BN_OK) return st;
+        s->head = H;
+        cur += align_up(V * e * 2);
+    }
+    BN_CU(cudaStreamSynchronize(s->st), "uploading the model");
+    return BN_OK;
+}
+
+/* ---- create / free */
+
+extern "C" void bn_cuda_free(bn_cuda_state *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
+    if (s->blas) cublasDestroy(s->blas);
+    void *dbufs[] = {s->arena, s->kv.k, s->kv.v, s->x, s->qkv, s->att, s->gu, s->part, s->logits, s->hn,
+                     s->act.q, s->act.xs, s->act.xsum, s->in, s->wexp, s->gacc, s->blas_ws};
+    for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++)
+        if (dbufs[i]) cudaFree(dbufs[i]);
+    if (s->h_in) cudaFreeHost(s->h_in);
+    if (s->st) cudaStreamDestroy(s->st);
+    free(s->layers);
+    free(s);
+}
+
+static bn_status dalloc(void **p, uint64_t n, size_t *acc, const char *what) {
+    BN_CU(cudaMalloc(p, n ? n : 1), what);
+    *acc += n;
+    return BN_OK;
+}
+
+static bn_status create_buffers(bn_cuda_state *s) {
+    const bn_hparams *hp = &s->m->hp;
+    const uint64_t nc = (uint64_t)s->n_chunk, e = (uint64_t)hp->n_embd, f = (uint64_t)hp->n_ff;
+    const uint64_t qd = (uint64_t)hp->n_head * hp->head_dim, kvd = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t kpmax = (uint64_t)bn_pad_k(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd);
+    /* KV cache: [n_seq][n_layer][n_ctx][kvd] f16, K and V apart */
+    uint64_t kv = 0;
+    if (!bn_mul_ok((uint64_t)s->n_seq * hp->n_layer, (uint64_t)s->n_ctx, &kv) || !bn_mul_ok(kv, kvd * 2, &kv))
+        return bn_fail(BN_ERR_NOMEM, "cuda: KV cache size overflows");
+    size_t kvb = 0, ws = 0;
+    bn_status st;
+    if ((st = dalloc((void **)&s->kv.k, kv, &kvb, "allocating the K cache")) != BN_OK) return st;
+    if ((st = dalloc((void **)&s->kv.v, kv, &kvb, "allocating the V cache")) != BN_OK) return st;
+    s->kv_bytes = kvb;
+    s->kv.n_layer = hp->n_layer;
+    s->kv.n_ctx = s->n_ctx;
+    s->kv.n_head = hp->n_head;
+    s->kv.n_head_kv = hp->n_head_kv;
+    s->kv.head_dim = hp->head_dim;
+    /* flash-decoding splits: 256 positions, at most 32 splits */
+    s->split_len = 256;
+    if ((s->n_ctx + 255) / 256 > 32) s->split_len = ((s->n_ctx + 31) / 32 + 63) / 64 * 64;
+    if ((size_t)(s->split_len + hp->head_dim) * 4 > 46 * 1024)
+        return bn_fail(BN_ERR_UNSUPPORTED, "cuda: n_ctx %d is too long for the attention kernel", s->n_ctx);
+    s->n_split = (s->n_ctx + s->split_len - 1) / s->split_len;
+    const uint64_t part = nc * hp->n_head * s->n_split * (uint64_t)(hp->head_dim + 2);
+    const uint64_t hrows = nc < BN_CU_HEAD_ROWS ? nc : BN_CU_HEAD_ROWS;
+    struct { void **p; uint64_t n; const char *what; } b[] = {
+        {(void **)&s->x, nc * e * 4, "x"},
+        {(void **)&s->qkv, nc * (qd + 2 * kvd) * 4, "qkv"},
+        {(void **)&s->att, nc * qd * 4, "att"},
+        {(void **)&s->gu, nc * 2 * f * 4, "gate/up"},
+        {(void **)&s->part, part * 4, "attention partials"},
+        {(void **)&s->logits, hrows * (uint64_t)hp->n_vocab * 4, "logits"},
+        {(void **)&s->hn, hrows * e * 2, "head input"},
+        {(void **)&s->act.q, nc * kpmax, "int8 activations"},
+        {(void **)&s->act.xs, nc * 4, "scales"},
+        {(void **)&s->act.xsum, nc * 4, "sums"},
+        {(void **)&s->in, nc * 4 * 4, "step inputs"},
+    };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        if ((st = dalloc(b[i].p, b[i].n, &ws, b[i].what)) != BN_OK) return st;
+    if (s->n_chunk >= BN_CU_GEMM_MIN_N) {
+        uint64_t mx = 0;
+        int max_m = 0;
+        for (int l = 0; l < hp->n_layer; l++) {
+            const bn_cu_layer *ly = &s->layers[l];
+            const bn_cu_linear *ls[4] = {&ly->qkv, &ly->o, &ly->gu, &ly->down};
+            for (int i = 0; i < 4; i++) {
+                if ((uint64_t)ls[i]->M * ls[i]->Kp > mx) mx = (uint64_t)ls[i]->M * ls[i]->Kp;
+                if (ls[i]->M > max_m) max_m = ls[i]->M;
+            }
+        }
+        if ((st = dalloc((void **)&s->wexp, mx, &ws, "expanded weights")) != BN_OK) return st;
+        if ((st = dalloc((void **)&s->gacc, nc * (uint64_t)max_m * 4, &ws, "GEMM accumulators")) != BN_OK) return st;
+    }
+    const size_t blas_ws = 32u << 20;
+    if ((st = dalloc(&s->blas_ws, blas_ws, &ws, "cuBLAS workspace")) != BN_OK) return st;
+    BN_CB(cublasSetWorkspace(s->blas, s->blas_ws, blas_ws), "workspace");
+    BN_CU(cudaMallocHost((void **)&s->h_in, (size_t)nc * 4 * 4), "pinned staging");
+    s->ws_bytes = ws;
+    return BN_OK;
+}
+
+extern "C" bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_seq, int32_t n_chunk,
+                                    bn_cuda_state **out) {
+    *out = NULL;
+    char desc[256];
+    bn_status st = bn_cuda_probe(desc, sizeof desc);
+    if (st != BN_OK) return st;
+    const bn_hparams *hp = &m->hp;
+    if (hp->head_dim % 2 || hp->n_head % hp->n_head_kv || n_ctx <= 0 || n_seq <= 0 || n_chunk <= 0)
+        return bn_fail(BN_ERR_INVALID_ARG, "cuda: unusable shapes");
+    bn_cuda_state *s = (bn_cuda_state *)calloc(1, sizeof *s);
+    if (!s) return bn_fail(BN_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->n_ctx = n_ctx;
+    s->n_seq = n_seq;
+    s->n_chunk = n_chunk;
+    cudaError_t ce = cudaSetDevice(0);
+    if (ce == cudaSuccess) ce = cudaStreamCreateWithFlags(&s->st, cudaStreamNonBlocking);
+    if (ce != cudaSuccess) st = bn_cuda_fail(ce, "creating a stream");
+    if (st == BN_OK && cublasCreate(&s->blas) != CUBLAS_STATUS_SUCCESS) {
+        s->blas = NULL;
+        st = bn_fail(BN_ERR_INTERNAL, "cublas: cannot create a handle");
+    }
+    if (st == BN_OK && cublasSetStream(s->blas, s->st) != CUBLAS_STATUS_SUCCESS)
+        st = bn_fail(BN_ERR_INTERNAL, "cublas: cannot set the stream");
+    if (st == BN_OK) st = upload_model(s);
+    if (st == BN_OK) st = create_buffers(s);
+    s->gemm_ok = s->wexp != NULL;
+    if (st != BN_OK) {
+        bn_error_prefix("CUDA backend on %s", desc);
+        bn_cuda_free(s);
+        return st;
+    }
+    bn_log(&m->logger, BN_LOG_INFO, "cuda: %s: weights %.1f MiB, KV cache %.1f MiB (f16, %d x %d positions), workspace %.1f MiB",
+           desc, s->arena_bytes / 1048576.0, s->kv_bytes / 1048576.0, n_seq, n_ctx, s->ws_bytes / 1048576.0);
+    *out = s;
+    return BN_OK;
+}
+
+/* ---- the forward pass */
+
+static bn_status linear(bn_cuda_state *s, const bn_cu_linear *L, int n, float *y, int ldy, bool add) {
+    if (n >= BN_CU_GEMM_MIN_N && s->gemm_ok) {
+        bn_status st = bn_cu_tgemm_cublas(s->st, s->blas, L, s->act, n, s->wexp, s->gacc, y, ldy, add);
+        if (st == BN_OK) return BN_OK;
+        /* int8 GEMM unavailable: stay on the dp4a kernel from now on */
+        s->gemm_ok = false;
+        bn_log(&s->m->logger, BN_LOG_WARN, "cuda: %s; using the dp4a kernel for prefill", bn_last_error());
+    }
+    bn_cu_tgemv(s->st, L, s->act, n, y, ldy, add);
+    return BN_OK;
+}
+
+/* Everything from the embedding to the head's device logits (cnt rows of
+ * the current group), on the stream; graph-capturable for n <= GRAPH_MAX_N. */
+static bn_status run_layers(bn_cuda_state *s, int n) {
+    const bn_hparams *hp = &s->m->hp;
+    const int e = hp->n_embd, f = hp->n_ff, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    const int ldqkv = qd + 2 * kvd;
+    const float eps = hp->rms_eps;
+    const int *tok = s->in, *seq = s->in + s->n_chunk, *pos = s->in + 2 * s->n_chunk;
+    const int act = hp->act == BN_ACT_RELU2 ? 0 : 1;
+    bn_status st = BN_OK;
+    bn_cu_embed(s->st, s->embd, s->embd_type, e, tok, n, s->x);
+    for (int l = 0; st == BN_OK && l < hp->n_layer; l++) {
+        const bn_cu_layer *L = &s->layers[l];
+        bn_cu_norm_quant(s->st, s->x, e, NULL, 0, L->attn_norm, e, eps, n, s->act);
+        if ((st = linear(s, &L->qkv, n, s->qkv, ldqkv, false)) != BN_OK) break;
+        bn_cu_rope_store(s->st, s->qkv, ldqkv, s->inv_freq, pos, seq, n, &s->kv, l);
+        bn_cu_attention(s->st, s->qkv, ldqkv, pos, seq, n, &s->kv, l, s->split_len, s->n_split, s->part, s->att, qd);
+        bn_cu_norm_quant(s->st, s->att, qd, NULL, 0, L->attn_sub, qd, eps, n, s->act);
+        if ((st = linear(s, &L->o, n, s->x, e, true)) != BN_OK) break;
+        bn_cu_norm_quant(s->st, s->x, e, NULL, 0, L->ffn_norm, e, eps, n, s->act);
+        if ((st = linear(s, &L->gu, n, s->gu, 2 * f, false)) != BN_OK) break;
+        bn_cu_norm_quant(s->st, s->gu, 2 * f, s->gu + f, act, L->ffn_sub, f, eps, n, s->act);
+        if ((st = linear(s, &L->down, n, s->x, e, true)) != BN_OK) break;
+    }
+    return st;
+}
+
+static bn_status run_head(bn_cuda_state *s, int r0, int cnt) {
+    const bn_hparams *hp = &s->m->hp;
+    const int *rows = s->in + 3 * s->n_chunk + r0;
+    bn_cu_head_norm(s->st, s->x, hp->n_embd, rows, cnt, s->out_norm, hp->rms_eps, s->hn);
+    const float one = 1.0f, zero = 0.0f;
+    BN_CB(cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, hp->n_vocab, cnt, hp->n_embd, &one, s->head, CUDA_R_16F,
+                       hp->n_embd, s->hn, CUDA_R_16F, hp->n_embd, &zero, s->logits, CUDA_R_32F, hp->n_vocab,
+                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "head GEMM");
+    return BN_OK;
+}
+
+/* The graph of a step of n tokens with cnt logit rows, captured on first use. */
+static cudaGraphExec_t graph_for(bn_cuda_state *s, int n, int cnt) {
+    if (s->graphs_off || n > BN_CU_GRAPH_MAX_N || cnt > BN_CU_HEAD_ROWS) return NULL;
+    for (int i = 0; i < s->n_graphs; i++)
+        if (s->graphs[i].n == n && s->graphs[i].cnt == cnt) return s->graphs[i].exec;
+    if (s->n_graphs == BN_CU_NGRAPH) {
+        cudaGraphExecDestroy(s->graphs[0].exec);
+        memmove(s->graphs, s->graphs + 1, sizeof s->graphs[0] * (BN_CU_NGRAPH - 1));
+        s->n_graphs--;
+    }
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ex = NULL;
+    if (cudaStreamBeginCapture(s->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) goto fail;
+    {
+        bn_status st = run_layers(s, n);
+        if (st == BN_OK && cnt > 0) st = run_head(s, 0, cnt);
+        cudaError_t ce = cudaStreamEndCapture(s->st, &g);
+        if (st != BN_OK || ce != cudaSuccess || !g) goto fail;
+    }
+    if (cudaGraphInstantiate(&ex, g, 0) != cudaSuccess) goto fail;
+    cudaGraphDestroy(g);
+    s->graphs[s->n_graphs].n = n;
+    s->graphs[s->n_graphs].cnt = cnt;
+    s->graphs[s->n_graphs].exec = ex;
+    s->n_graphs++;
+    return ex;
+fail:
+    if (g) cudaGraphDestroy(g);
+    (void)cudaGetLastError();
+    s->graphs_off = true;
+    bn_log(&s->m->logger, BN_LOG_WARN, "cuda: graph capture failed; launching kernels directly");
+    return NULL;
+}
+
+extern "C" bn_status bn_cuda_forward_chunk(bn_cuda_state *s, int n, const int32_t *tokens, const int32_t *seq,
+                                           const int32_t *pos, const int32_t *out_rows, float *logits) {
+    if (n <= 0 || n > s->n_chunk) return bn_fail(BN_ERR_INVALID_ARG, "cuda: %d tokens in a chunk of %d", n, s->n_chunk);
+    const int nc = s->n_chunk;
+    const size_t V = (size_t)s->m->hp.n_vocab;
+    int *h = s->h_in, cnt = 0;
+    memcpy(h, tokens, (size_t)n * 4);
+    memcpy(h + nc, seq, (size_t)n * 4);
+    memcpy(h + 2 * nc, pos, (size_t)n * 4);
+    int32_t *dst_row = (int32_t *)malloc((size_t)n * 4);
+    if (!dst_row) return bn_fail(BN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (out_rows[i] >= 0) {
+            h[3 * nc + cnt] = i;
+            dst_row[cnt++] = out_rows[i];
+        }
+    bn_status st = BN_OK;
+    cudaError_t ce = cudaMemcpyAsync(s->in, h, (size_t)nc * 4 * 4, cudaMemcpyHostToDevice, s->st);
+    if (ce != cudaSuccess) st = bn_cuda_fail(ce, "sending the step inputs");
+    cudaGraphExec_t g = st == BN_OK ? graph_for(s, n, cnt) : NULL;
+    int done = 0; /* logit rows already computed on the device */
+    if (st == BN_OK && g) {
+        ce = cudaGraphLaunch(g, s->st);
+        if (ce != cudaSuccess) st = bn_cuda_fail(ce, "launching the decode graph");
+        done = cnt;
+    } else if (st == BN_OK) {
+        st = run_layers(s, n);
+        if (st == BN_OK && cnt > 0) {
+            const int c0 = cnt < BN_CU_HEAD_ROWS ? cnt : BN_CU_HEAD_ROWS;
+            st = run_head(s, 0, c0);
+            done = c0;
+        }
+    }
+    /* copy the computed rows back, then the remaining groups of rows */
+    for (int r0 = 0; st == BN_OK && r0 < cnt;) {
+        const int rn = done - r0;
+        for (int j = 0; st == BN_OK && j < rn;) {
+            int k = 1; /* runs of consecutive destination rows in one copy */
+            while (j + k < rn && dst_row[r0 + j + k] == dst_row[r0 + j] + k) k++;
+            ce = cudaMemcpyAsync(logits + (size_t)dst_row[r0 + j] * V, s->logits + (size_t)j * V, (size_t)k * V * 4,
+                                 cudaMemcpyDeviceToHost, s->st);
+            if (ce != cudaSuccess) st = bn_cuda_fail(ce, "reading logits");
+            j += k;
+        }
+        r0 = done;
+        if (st == BN_OK && r0 < cnt) {
+            const int c1 = cnt - r0 < BN_CU_HEAD_ROWS ? cnt - r0 : BN_CU_HEAD_ROWS;
+            st = run_head(s, r0, c1);
+            done = r0 + c1;
+        }
+    }
+    ce = cudaStreamSynchronize(s->st);
+    if (st == BN_OK && ce != cudaSuccess) st = bn_cuda_fail(ce, "forward pass");
+    if (st == BN_OK && (ce = cudaGetLastError()) != cudaSuccess) st = bn_cuda_fail(ce, "forward pass");
+    free(dst_row);
+    return st;
+}
+
+extern "C" bn_status bn_cuda_seq_copy(bn_cuda_state *s, int32_t src, int32_t dst, int32_t n) {
+    if (src < 0 || src >= s->n_seq || dst < 0 || dst >= s->n_seq || n < 0 || n > s->n_ctx)
+        return bn_fail(BN_ERR_INVALID_ARG, "cuda: bad sequence copy %d -> %d (%d positions)", src, dst, n);
+    const size_t kvd = (size_t)s->kv.n_head_kv * s->kv.head_dim;
+    for (int l = 0; l < s->kv.n_layer; l++) {
+        const size_t so = (((size_t)src * s->kv.n_layer + l) * s->n_ctx) * kvd;
+        const size_t d0 = (((size_t)dst * s->kv.n_layer + l) * s->n_ctx) * kvd;
+        BN_CU(cudaMemcpyAsync(s->kv.k + d0, s->kv.k + so, (size_t)n * kvd * 2, cudaMemcpyDeviceToDevice, s->st), "copying K");
+        BN_CU(cudaMemcpyAsync(s->kv.v + d0, s->kv.v + so, (size_t)n * kvd * 2, cudaMemcpyDeviceToDevice, s->st), "copying V");
+    }
+    BN_CU(cudaStreamSynchronize(s->st), "copying a sequence");
+    return BN_OK;
+}

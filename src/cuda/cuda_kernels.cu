@@ -1,0 +1,414 @@
+/* cuda_kernels.cu — the device kernels of the forward pass. Numerics follow
+ * src/kernels/ref.c: f32 everywhere except the f16 KV cache and the f16
+ * head; the int8 quantization uses the same two roundings and half-even
+ * rint so codes agree with the CPU path (up to f32 summation order in the
+ * RMSNorm). */
+#include <stdio.h>
+
+#include "cuda_internal.cuh"
+
+extern "C" {
+#include "core/core.h"
+}
+
+bn_status bn_cuda_fail(cudaError_t e, const char *what) {
+    return bn_fail(BN_ERR_INTERNAL, "cuda: %s: %s", what, cudaGetErrorString(e));
+}
+
+bn_status bn_cublas_fail(cublasStatus_t e, const char *what) {
+    return bn_fail(BN_ERR_INTERNAL, "cublas: %s: status %d", what, (int)e);
+}
+
+namespace {
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ int warp_isum(int v) {
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Block-wide reductions; sh holds 32 floats; every thread gets the result. */
+__device__ float block_sum(float v, float *sh) {
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0.0f;
+    return warp_sum(v);
+}
+__device__ float block_max(float v, float *sh) {
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : -INFINITY;
+    return warp_max(v);
+}
+__device__ int block_isum(int v, int *sh) {
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_isum(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0;
+    return warp_isum(v);
+}
+
+__device__ __forceinline__ float act_value(const float *x, const float *up, int act, int i) {
+    const float g = x[i];
+    if (!up) return g;
+    if (act == 0) {
+        const float r = g > 0.0f ? g : 0.0f;
+        return __fmul_rn(__fmul_rn(r, r), up[i]);
+    }
+    return __fmul_rn(__fdiv_rn(g, 1.0f + expf(-g)), up[i]);
+}
+
+/* One block per token: (RMSNorm) -> absmax -> int8 codes, as ref.c. */
+__global__ void k_norm_quant(const float *x, int ldx, const float *up, int act, const float *w, int k, int kp,
+                             float eps, int8_t *q, float *xs, int *xsum) {
+    __shared__ float sh[32];
+    __shared__ int ish[32];
+    const int t = blockIdx.x;
+    const float *xr = x + (size_t)t * ldx;
+    const float *ur = up ? up + (size_t)t * ldx : nullptr;
+    float inv = 1.0f;
+    if (w) {
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < k; i += blockDim.x) {
+            const float v = act_value(xr, ur, act, i);
+            ss = __fadd_rn(ss, __fmul_rn(v, v));
+        }
+        ss = block_sum(ss, sh);
+        inv = __fdiv_rn(1.0f, sqrtf(__fadd_rn(__fdiv_rn(ss, (float)k), eps)));
+    }
+    float amax = 0.0f;
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        float v = act_value(xr, ur, act, i);
+        if (w) v = __fmul_rn(w[i], __fmul_rn(v, inv));
+        amax = fmaxf(amax, fabsf(v));
+    }
+    amax = fmaxf(block_max(amax, sh), 1e-5f);
+    const float s = __fmul_rn(__fdiv_rn(1.0f, amax), 127.0f);
+    int8_t *qr = q + (size_t)t * kp;
+    int sum = 0;
+    for (int i = threadIdx.x; i < kp; i += blockDim.x) {
+        int c = 0;
+        if (i < k) {
+            float v = act_value(xr, ur, act, i);
+            if (w) v = __fmul_rn(w[i], __fmul_rn(v, inv));
+            const float r = fminf(fmaxf(rintf(__fmul_rn(v, s)), -128.0f), 127.0f);
+            c = (int)r;
+        }
+        qr[i] = (int8_t)c;
+        sum += c;
+    }
+    sum = block_isum(sum, ish);
+    if (threadIdx.x == 0) {
+        xs[t] = __fdiv_rn(1.0f, s);
+        xsum[t] = sum;
+    }
+}
+
+__global__ void k_sanitize(uint32_t *w, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t v = w[i];
+        const uint32_t three = v & (v >> 1) & 0x55555555u; /* low bit of every 0b11 field */
+        w[i] = v ^ (three << 1);                           /* 0b11 -> 0b01 */
+    }
+}
+
+/* Ternary x int8 for a tile of up to NT tokens: one warp per output row,
+ * lanes stride over the row's 16-byte chunks (coalesced: a warp reads 512
+ * contiguous bytes per pass), up to 4 chunks in flight per lane. Chunk c
+ * holds bytes 16(c&1).. of T2R block c>>1: elements base + 32g + [0,16) in
+ * bit pair 6-2g, so each 32-bit word x 4 groups feeds 4 dp4a with int8
+ * words of q at base + 32g. Codes are unsigned (0..2): the true dot is
+ * sum(code*q) - sum(q). */
+template <int NT, bool ADD>
+__global__ void __launch_bounds__(256) k_tgemv(const uint4 *__restrict__ W, int M, int cpr,
+                                                const float *__restrict__ rscale, const int8_t *__restrict__ q, int ldq,
+                                                const float *__restrict__ xs, const int *__restrict__ xsum, int n,
+                                                float *__restrict__ y, int ldy) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x * 8 + warp;
+    if (row >= M) return;
+    const int t0 = blockIdx.y * NT;
+    const int nt = min(NT, n - t0);
+    int acc[NT];
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j] = 0;
+    const uint4 *wr = W + (size_t)row * cpr;
+    for (int c0 = 0; c0 < cpr; c0 += 128) {
+        uint4 wv[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int c = c0 + u * 32 + lane;
+            if (c < cpr) wv[u] = __ldg(wr + c);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int c = c0 + u * 32 + lane;
+            if (c >= cpr) break;
+            const int base = (c >> 1) * 128 + (c & 1) * 16;
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                if (j >= nt) break;
+                const int8_t *qr = q + (size_t)(t0 + j) * ldq + base;
+#pragma unroll
+                for (int g = 0; g < 4; g++) {
+                    const int4 a = *reinterpret_cast<const int4 *>(qr + g * 32);
+                    const int sh = 6 - 2 * g;
+                    int s = acc[j];
+                    s = __dp4a((int)((wv[u].x >> sh) & 0x03030303u), a.x, s);
+                    s = __dp4a((int)((wv[u].y >> sh) & 0x03030303u), a.y, s);
+                    s = __dp4a((int)((wv[u].z >> sh) & 0x03030303u), a.z, s);
+                    s = __dp4a((int)((wv[u].w >> sh) & 0x03030303u), a.w, s);
+                    acc[j] = s;
+                }
+            }
+        }
+    }
+    const float rs = rscale[row];
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        if (j >= nt) break;
+        const int tot = warp_isum(acc[j]);
+        if (lane == 0) {
+            const int t = t0 + j;
+            const float r = __fmul_rn(__fmul_rn((float)(tot - xsum[t]), rs), xs[t]);
+            float *dst = y + (size_t)t * ldy + row;
+            *dst = ADD ? __fadd_rn(*dst, r) : r;
+        }
+    }
+}
+
+/* One thread per weight byte: four int8 weights (code - 1) out. */
+__global__ void k_expand(const uint8_t *W, size_t nbytes, int rb, int kp, int8_t *out) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nbytes; i += (size_t)gridDim.x * blockDim.x) {
+        const size_t row = i / rb;
+        const int b = (int)(i % rb), blk = b >> 5, j = b & 31;
+        const int v = W[i];
+        int8_t *o = out + row * kp + blk * 128 + j;
+        o[0] = (int8_t)(((v >> 6) & 3) - 1);
+        o[32] = (int8_t)(((v >> 4) & 3) - 1);
+        o[64] = (int8_t)(((v >> 2) & 3) - 1);
+        o[96] = (int8_t)((v & 3) - 1);
+    }
+}
+
+template <bool ADD>
+__global__ void k_scale_out(const int32_t *acc, int M, int n, const float *rscale, const float *xs, float *y, int ldy) {
+    const size_t total = (size_t)M * n;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int t = (int)(i / M), m = (int)(i % M);
+        const float r = __fmul_rn(__fmul_rn((float)acc[i], rscale[m]), xs[t]);
+        float *dst = y + (size_t)t * ldy + m;
+        *dst = ADD ? __fadd_rn(*dst, r) : r;
+    }
+}
+
+__global__ void k_embed(const void *E, int et, int e, const int *tok, float *x) {
+    const int t = blockIdx.x;
+    const size_t base = (size_t)tok[t] * e;
+    float *xr = x + (size_t)t * e;
+    for (int i = threadIdx.x; i < e; i += blockDim.x) {
+        float v;
+        if (et == BN_CU_F16) v = __half2float(((const __half *)E)[base + i]);
+        else if (et == BN_CU_BF16) v = __uint_as_float((uint32_t)((const uint16_t *)E)[base + i] << 16);
+        else v = ((const float *)E)[base + i];
+        xr[i] = v;
+    }
+}
+
+/* One block per token: rotate q heads in place, k heads into the cache, v too. */
+__global__ void k_rope_store(float *qkv, int ld, const float *inv_freq, const int *pos, const int *seq, bn_cu_kv kv,
+                             int layer) {
+    const int t = blockIdx.x, p = pos[t], hd = kv.head_dim, half = hd / 2;
+    const int qd = kv.n_head * hd, kvd = kv.n_head_kv * hd;
+    float *row = qkv + (size_t)t * ld;
+    const size_t off = (((size_t)seq[t] * kv.n_layer + layer) * kv.n_ctx + p) * kvd;
+    const int pairs = (kv.n_head + kv.n_head_kv) * half;
+    for (int w = threadIdx.x; w < pairs; w += blockDim.x) {
+        const int h = w / half, i = w % half;
+        const float ang = __fmul_rn((float)p, inv_freq[i]);
+        const float c = cosf(ang), s = sinf(ang);
+        float *v = row + (size_t)h * hd; /* q heads, then k heads (contiguous) */
+        const float a = v[i], b = v[i + half];
+        const float r0 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+        const float r1 = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+        if (h < kv.n_head) {
+            v[i] = r0;
+            v[i + half] = r1;
+        } else {
+            const int kh = h - kv.n_head;
+            kv.k[off + (size_t)kh * hd + i] = __float2half_rn(r0);
+            kv.k[off + (size_t)kh * hd + i + half] = __float2half_rn(r1);
+        }
+    }
+    for (int i = threadIdx.x; i < kvd; i += blockDim.x) kv.v[off + i] = __float2half_rn(row[qd + kvd + i]);
+}
+
+/* grid (n_split, n_head, n): scores of one split in shared memory, its own
+ * max and exp-sum, unnormalized P.V; written as (o[hd], m, l). */
+__global__ void k_attn_split(const float *qkv, int ld, const int *pos, const int *seq, bn_cu_kv kv, int layer,
+                             int split_len, int n_split, float scale, float *part) {
+    extern __shared__ float smem[];
+    __shared__ float red[32];
+    const int sp = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+    const int hd = kv.head_dim, kvd = kv.n_head_kv * hd, kvh = h / (kv.n_head / kv.n_head_kv);
+    const int n_kv = pos[t] + 1, start = sp * split_len;
+    float *out = part + (((size_t)t * kv.n_head + h) * n_split + sp) * (size_t)(hd + 2);
+    if (start >= n_kv) return; /* the combine reads only splits below n_kv */
+    const int len = min(split_len, n_kv - start);
+    float *qs = smem, *s = smem + hd;
+    const float *qr = qkv + (size_t)t * ld + (size_t)h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qr[d];
+    __syncthreads();
+    const size_t base = (((size_t)seq[t] * kv.n_layer + layer) * kv.n_ctx) * kvd + (size_t)kvh * hd;
+    const __half *K = kv.k + base, *V = kv.v + base;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (int j = warp; j < len; j += nw) {
+        const __half2 *kr = reinterpret_cast<const __half2 *>(K + (size_t)(start + j) * kvd);
+        float dot = 0.0f;
+        for (int d2 = lane; d2 < hd / 2; d2 += 32) {
+            const float2 kf = __half22float2(kr[d2]);
+            dot += qs[2 * d2] * kf.x + qs[2 * d2 + 1] * kf.y;
+        }
+        dot = warp_sum(dot);
+        if (lane == 0) s[j] = dot * scale;
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < len; j += blockDim.x) mx = fmaxf(mx, s[j]);
+    mx = block_max(mx, red);
+    float l = 0.0f;
+    for (int j = threadIdx.x; j < len; j += blockDim.x) {
+        const float e = expf(s[j] - mx);
+        s[j] = e;
+        l += e;
+    }
+    l = block_sum(l, red); /* ends with a barrier after the s[] writes */
+    __syncthreads();
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < len; j++) acc += s[j] * __half2float(V[(size_t)(start + j) * kvd + d]);
+        out[d] = acc;
+    }
+    if (threadIdx.x == 0) {
+        out[hd] = mx;
+        out[hd + 1] = l;
+    }
+}
+
+__global__ void k_attn_combine(const float *part, const int *pos, int n_head, int hd, int split_len, int n_split,
+                               float *out, int ldo) {
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int ns = (pos[t] + split_len) / split_len; /* splits holding positions 0..pos */
+    const float *p = part + ((size_t)t * n_head + h) * n_split * (size_t)(hd + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < ns; s++) M = fmaxf(M, p[(size_t)s * (hd + 2) + hd]);
+    float L = 0.0f;
+    for (int s = 0; s < ns; s++) L += p[(size_t)s * (hd + 2) + hd + 1] * expf(p[(size_t)s * (hd + 2) + hd] - M);
+    const float inv = 1.0f / L;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < ns; s++) acc += p[(size_t)s * (hd + 2) + d] * expf(p[(size_t)s * (hd + 2) + hd] - M);
+        out[(size_t)t * ldo + (size_t)h * hd + d] = acc * inv;
+    }
+}
+
+__global__ void k_head_norm(const float *x, int e, const int *rows, const float *w, float eps, __half *h) {
+    __shared__ float sh[32];
+    const int j = blockIdx.x;
+    const float *xr = x + (size_t)rows[j] * e;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < e; i += blockDim.x) ss = __fadd_rn(ss, __fmul_rn(xr[i], xr[i]));
+    ss = block_sum(ss, sh);
+    const float inv = __fdiv_rn(1.0f, sqrtf(__fadd_rn(__fdiv_rn(ss, (float)e), eps)));
+    for (int i = threadIdx.x; i < e; i += blockDim.x)
+        h[(size_t)j * e + i] = __float2half_rn(__fmul_rn(w[i], __fmul_rn(xr[i], inv)));
+}
+
+int grid_for(size_t n, int threads) {
+    size_t g = (n + threads - 1) / threads;
+    return (int)(g > 65535 * 4 ? 65535 * 4 : (g ? g : 1));
+}
+
+} // namespace
+
+void bn_cu_norm_quant(cudaStream_t st, const float *x, int ldx, const float *up, int act, const float *w, int k,
+                      float eps, int n, bn_cu_act a) {
+    k_norm_quant<<<n, 256, 0, st>>>(x, ldx, up, act, w, k, bn_pad_k(k), eps, a.q, a.xs, a.xsum);
+}
+
+void bn_cu_sanitize(cudaStream_t st, uint32_t *w, size_t nwords) {
+    k_sanitize<<<grid_for(nwords, 256), 256, 0, st>>>(w, nwords);
+}
+
+template <int NT>
+static void tgemv_nt(cudaStream_t st, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add) {
+    const dim3 grid((unsigned)((L->M + 7) / 8), (unsigned)((n + NT - 1) / NT));
+    const int cpr = L->Kp / 64;
+    if (add)
+        k_tgemv<NT, true><<<grid, 256, 0, st>>>(L->w, L->M, cpr, L->rscale, a.q, L->Kp, a.xs, a.xsum, n, y, ldy);
+    else
+        k_tgemv<NT, false><<<grid, 256, 0, st>>>(L->w, L->M, cpr, L->rscale, a.q, L->Kp, a.xs, a.xsum, n, y, ldy);
+}
+
+void bn_cu_tgemv(cudaStream_t st, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add) {
+    if (n == 1) tgemv_nt<1>(st, L, a, n, y, ldy, add);
+    else if (n == 2) tgemv_nt<2>(st, L, a, n, y, ldy, add);
+    else if (n <= 4) tgemv_nt<4>(st, L, a, n, y, ldy, add);
+    else tgemv_nt<8>(st, L, a, n, y, ldy, add);
+}
+
+bn_status bn_cu_tgemm_cublas(cudaStream_t st, cublasHandle_t h, const bn_cu_linear *L, bn_cu_act a, int n,
+                             int8_t *wexp, int32_t *acc, float *y, int ldy, bool add) {
+    const int rb = L->Kp / 4;
+    const size_t nbytes = (size_t)L->M * rb;
+    k_expand<<<grid_for(nbytes, 256), 256, 0, st>>>((const uint8_t *)L->w, nbytes, rb, L->Kp, wexp);
+    /* Column-major view: W^T is [Kp, M] (lda Kp), q is [Kp, n] (ldb Kp);
+     * C = W q^T is [M, n] col-major = [n, M] row-major. */
+    const int32_t one = 1, zero = 0;
+    BN_CB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, L->M, n, L->Kp, &one, wexp, CUDA_R_8I, L->Kp, a.q, CUDA_R_8I,
+                       L->Kp, &zero, acc, CUDA_R_32I, L->M, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT),
+          "int8 GEMM");
+    const size_t total = (size_t)L->M * n;
+    if (add) k_scale_out<true><<<grid_for(total, 256), 256, 0, st>>>(acc, L->M, n, L->rscale, a.xs, y, ldy);
+    else k_scale_out<false><<<grid_for(total, 256), 256, 0, st>>>(acc, L->M, n, L->rscale, a.xs, y, ldy);
+    return BN_OK;
+}
+
+void bn_cu_embed(cudaStream_t st, const void *E, int et, int e, const int *tok, int n, float *x) {
+    k_embed<<<n, 256, 0, st>>>(E, et, e, tok, x);
+}
+
+void bn_cu_rope_store(cudaStream_t st, float *qkv, int ld, const float *inv_freq, const int *pos, const int *seq,
+                      int n, const bn_cu_kv *kv, int layer) {
+    k_rope_store<<<n, 256, 0, st>>>(qkv, ld, inv_freq, pos, seq, *kv, layer);
+}
+
+void bn_cu_attention(cudaStream_t st, const float *qkv, int ld, const int *pos, const int *seq, int n,
+                     const bn_cu_kv *kv, int layer, int split_len, int n_split, float *part, float *out, int ldo) {
+    const dim3 grid((unsigned)n_split, (unsigned)kv->n_head, (unsigned)n);
+    const size_t smem = (size_t)(kv->head_dim + split_len) * sizeof(float);
+    const float scale = 1.0f / sqrtf((float)kv->head_dim);
+    k_attn_split<<<grid, 128, smem, st>>>(qkv, ld, pos, seq, *kv, layer, split_len, n_split, scale, part);
+    k_attn_combine<<<dim3((unsigned)kv->n_head, (unsigned)n), 128, 0, st>>>(part, pos, kv->n_head, kv->head_dim,
+                                                                            split_len, n_split, out, ldo);
+}
+
+void bn_cu_head_norm(cudaStream_t st, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
+                     __half *h) {
+    k_head_norm<<<cnt, 256, 0, st>>>(x, e, rows, w, eps, h);
+}
