@@ -27,6 +27,14 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("%s: cudaMemcpy device-to-device of 2 GiB: %.1f GB/s (bytes read + written per second)\n", desc, gbps);
+    /* the decode GEMV alone on the 2B4T shapes (q|k|v, o, gate|up, down) */
+    const int shapes[4][2] = {{3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}};
+    for (int i = 0; i < 4; i++) {
+        double us = 0, us_pdl = 0, gb = 0;
+        if (bn_cuda_bench_tgemv(shapes[i][0], shapes[i][1], 200, &us, &us_pdl, &gb) == BN_OK)
+            printf("tgemv %5d x %4d: %6.2f us (%4.0f GB/s of weights), back-to-back with PDL %6.2f us\n", shapes[i][0],
+                   shapes[i][1], us, gb, us_pdl);
+    }
     if (argc < 2) return 0;
     bn_model_params mp = bn_model_default_params();
     mp.logger.min_level = BN_LOG_INFO;

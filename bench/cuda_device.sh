@@ -38,11 +38,12 @@ run -p 0 -n 64 -r 3 --seqs 8
 run -p 0 -n 64 -r 3 --seqs 32
 run -p 0 -n 64 -r 3 --seqs 64
 [ "$mode" = quick ] && exit 0
-log "ncu: kernels of decode steps"
-timeout 150 ncu --clock-control none --launch-skip 700 --launch-count 60 \
-  --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
-  $b bench --device cuda -m /tmp/r.gguf -p 0 -n 8 -r 1 >"$out/ncu.log" 2>&1
-
+log "ncu: kernels of decode steps (4 layers of step 3, then the head of step 1)"
+met=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed
+{ timeout 100 ncu --clock-control none --launch-skip 700 --launch-count 40 --metrics $met \
+    $b bench --device cuda -m /tmp/r.gguf -p 0 -n 8 -r 1
+  timeout 60 ncu --clock-control none --launch-skip 290 --launch-count 16 --metrics $met \
+    $b bench --device cuda -m /tmp/r.gguf -p 0 -n 2 -r 1; } >"$out/ncu.log" 2>&1
 log "compute-sanitizer memcheck test_cuda"
 timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $bin/test_cuda >"$out/memcheck.log" 2>&1
 echo "memcheck rc=$?" | tee -a "$out/summary.txt"; grep -E "ERROR SUMMARY|tests? .*passed|failed" "$out/memcheck.log" | tail -3 | tee -a "$out/summary.txt"

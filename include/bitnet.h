@@ -383,8 +383,9 @@ const char *bn_finish_reason_name(bn_finish_reason r); /* "stop" | "length" | ..
 /* Called once per generated token. piece/len: text that became final with
  * this token, always whole UTF-8 characters (bytes of an incomplete character
  * or of a possible stop-string start are held back; len may be 0). A last
- * call with token -1 flushes held-back text when generation ends. info is the
- * token's sample info (NULL on the flush call). Return false to stop. */
+ * call with token -1 flushes held-back text, if any, when generation ends.
+ * info is the token's sample info when params.logprobs or n_top_logprobs
+ * asked for it, else NULL (and NULL on the flush call). Return false to stop. */
 typedef bool (*bn_token_callback)(const char *piece, size_t len, int32_t token,
                                   const bn_sample_info *info, void *user);
 
@@ -397,7 +398,8 @@ typedef struct bn_generate_params {
     bool               ignore_eos;   /* don't stop on the model's / tokenizer's
                                         end tokens                              */
     int32_t            seq_id;       /* the context sequence to use            */
-    int32_t            n_top_logprobs; /* 0..BN_MAX_TOP_LOGPROBS, for the callback */
+    bool               logprobs;     /* pass sample info (logprob) to the callback */
+    int32_t            n_top_logprobs; /* 0..BN_MAX_TOP_LOGPROBS alternatives too */
     int32_t            n_batch;      /* max tokens per bn_decode; 0: 512        */
     bn_cancel         *cancel;       /* may be NULL                             */
 } bn_generate_params;
@@ -421,6 +423,8 @@ typedef struct bn_generate_result {
     double           gen_tps;      /* (n_gen - 1) / gen_s: decode steps/s     */
 } bn_generate_result;
 
+/* Release ids and text; call it after every bn_generate / bn_generate_batch,
+ * successful or not (a failure may leave partial results). */
 void bn_generate_result_free(bn_generate_result *r);
 
 /* Generate after `prompt` (appended to what sequence seq_id already holds in

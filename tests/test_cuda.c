@@ -39,6 +39,9 @@ static float rndf(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 
 /* SPEC §2 tolerance per position (as test_model.c): mean |d| < 0.1, max |d|
  * < 3% of max |logit|, argmax equal where the reference top-2 margin > 0.5. */
+/* Looser bounds for the opt-in f16 KV cache (see cuda_backend.cu). */
+static double tol_mean = 0.1, tol_rel = 0.03;
+
 static int compare_rows(const char *what, const float *got, const float *ref, int n_rows) {
     int bad = 0;
     double worst_mean = 0, worst_rel = 0;
@@ -59,7 +62,7 @@ static int compare_rows(const char *what, const float *got, const float *ref, in
         const double mean = sum / V, rel = mx / amax, margin = f[af] - f[a2];
         if (mean > worst_mean) worst_mean = mean;
         if (rel > worst_rel) worst_rel = rel;
-        if (mean >= 0.1 || rel >= 0.03 || (margin > 0.5 && ag != af)) {
+        if (mean >= tol_mean || rel >= tol_rel || (margin > 0.5 && ag != af)) {
             bad++;
             fprintf(stderr, "  %s row %d: mean|d| %.4f, rel %.4f, argmax %d vs %d (margin %.3f)\n", what, r, mean, rel,
                     ag, af, margin);
@@ -84,7 +87,7 @@ static float *read_ref(const char *rel, size_t expect_floats) {
 /* ---- kernels vs ref.c */
 
 static void test_norm_quant(void) {
-    const int ks[] = {1, 100, 257, 2560, 6912};
+    const int ks[] = {1, 100, 257, 2560, 6912, 9000}; /* 9000: the fallback beyond 8192 */
     const int ns[] = {1, 3, 5};
     for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
@@ -216,7 +219,7 @@ static void test_kv_cache_path(bn_model *m) {
         }
         CHECK(bn_seq_length(c, 0) == 21);
         CHECK(compare_rows("cuda kv-cache decode", got, ref, 16) == 0);
-        for (int r = 0; r < 16; r++) {
+        for (int r = 0; tol_mean <= 0.1 && r < 16; r++) { /* greedy ids = transformers' (f32 cache) */
             int best = 0;
             for (int v = 1; v < V; v++) if (got[(size_t)r * V + v] > got[(size_t)r * V + best]) best = v;
             CHECK_MSG(best == toks[6 + r], "greedy step %d: %d vs %d", r, best, toks[6 + r]);
@@ -300,12 +303,30 @@ int main(void) {
     bn_model *m = NULL;
     CHECK_OK(bn_model_load(bn_test_src("tests/data/hf-tiny/packed"), NULL, &m));
     if (m) {
+        /* default: f32 KV cache, resident int8 weights (GEMM from 5 tokens) */
         fprintf(stderr, "-- test_logits\n");
         test_logits(m);
         fprintf(stderr, "-- test_kv_cache_path\n");
         test_kv_cache_path(m);
         fprintf(stderr, "-- test_multi_sequence\n");
         test_multi_sequence(m);
+        /* no int8 copy: dp4a up to 64 tokens, expand-per-call GEMM beyond */
+        setenv("BITNET_CUDA_INT8", "0", 1);
+        fprintf(stderr, "-- test_logits (BITNET_CUDA_INT8=0)\n");
+        test_logits(m);
+        fprintf(stderr, "-- test_multi_sequence (BITNET_CUDA_INT8=0)\n");
+        test_multi_sequence(m);
+        unsetenv("BITNET_CUDA_INT8");
+        /* f16 KV cache: the CPU path with f16-rounded K/V moves as far
+         * (mean |d| up to 0.19, 6% of max |logit| on these fixtures) */
+        setenv("BITNET_CUDA_KV", "f16", 1);
+        tol_mean = 0.3;
+        tol_rel = 0.1;
+        fprintf(stderr, "-- test_logits (BITNET_CUDA_KV=f16, mean |d| < 0.3, max |d| < 10%%)\n");
+        test_logits(m);
+        fprintf(stderr, "-- test_kv_cache_path (BITNET_CUDA_KV=f16)\n");
+        test_kv_cache_path(m);
+        unsetenv("BITNET_CUDA_KV");
     }
     bn_model_free(m);
     double bw = 0;

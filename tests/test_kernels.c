@@ -156,6 +156,9 @@ static void test_tgemm_big(const bn_kernels *kt) {
     check_tgemm_case(kt, 64, 2560, 1, 0, 64, ACT_RANDOM, 0, 0);
     check_tgemm_case(kt, 70, 2560, 25, 0, 70, ACT_RANDOM, 0, 0);
     check_tgemm_case(kt, 8, 1152, 3, 0, 8, ACT_RANDOM, 0, 0); /* 9 blocks: odd */
+    /* few tokens over several L2-sized row chunks (the batched-decode path) */
+    check_tgemm_case(kt, 255, 6912, 2, 3, 250, ACT_RANDOM, 1, 0);
+    check_tgemm_case(kt, 255, 6912, 3, 0, 255, ACT_RANDOM, 1, 0);
     check_tgemm_case(kt, 5, 17000, 1, 0, 5, ACT_RANDOM, 1, 0); /* Kp beyond the GEMV buffer */
     check_tgemm_case(kt, 5, 17000, 2, 0, 5, ACT_RANDOM, 1, 0);
 }

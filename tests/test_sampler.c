@@ -171,7 +171,7 @@ static void test_top_p(void) {
     for (int with_k = 0; with_k < 2; with_k++) {
         bn_sampler_params p = plain(1.0f, 13);
         p.top_p = 0.75f;
-        if (with_k) p.top_k = 8; /* sorted path instead of the heap path */
+        if (with_k) p.top_k = 8; /* after top-k the survivors come sorted */
         bn_sampler *s = make(p);
         double exp_p[10] = {0};
         exp_p[1] = 0.30 / 0.80; exp_p[6] = 0.25 / 0.80; exp_p[4] = 0.15 / 0.80; exp_p[3] = 0.10 / 0.80;

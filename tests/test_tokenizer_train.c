@@ -70,6 +70,10 @@ static void test_merges_match_hf(void) {
     char *ref = bn_test_read(bn_test_src("tests/data/tokenizer_train/shakespeare_oneline.hf_merges.txt"), &ref_n);
     CHECK(ref != NULL);
     if (!ref) return;
+    char *z = realloc(ref, ref_n + 1); /* bn_test_read does not NUL-terminate */
+    if (!z) { free(ref); return; }
+    ref = z;
+    ref[ref_n] = 0;
     char *json = NULL;
     size_t json_len = 0;
     bn_bpe_train_stats s;

@@ -11,6 +11,9 @@ extern "C" {
 #include "cuda/cuda_backend.h"
 }
 
+/* Launchers take `pdl`: launch with programmatic dependent launch (sm_90+;
+ * the kernel may start while its predecessor on the stream still runs). */
+
 /* Record a CUDA / cuBLAS failure as a bn_status with a readable message. */
 bn_status bn_cuda_fail(cudaError_t e, const char *what);
 bn_status bn_cublas_fail(cublasStatus_t e, const char *what);
@@ -25,9 +28,10 @@ enum { BN_CU_F32 = 0, BN_CU_F16 = 1, BN_CU_BF16 = 2 };
  * and w = code - 1), one f32 scale per output row (so that q|k|v and
  * gate|up can be concatenated into one matrix with their own scales). */
 typedef struct bn_cu_linear {
-    const uint4 *w;
-    const float *rscale;
-    int          M, K, Kp;
+    const uint4  *w;
+    const float  *rscale;
+    const int8_t *w8;  /* [M, Kp] int8 copy for the tensor-core GEMM, or NULL */
+    int           M, K, Kp;
 } bn_cu_linear;
 
 /* Activation buffer: n rows of Kp int8 codes, one scale and code sum each. */
@@ -41,19 +45,22 @@ typedef struct bn_cu_act {
  * in row r: x[r*ldx + i], i < k. up != NULL: the value is act(x)*up (gate/up
  * of the FFN, act 0 = relu^2, 1 = silu) with up at the same row stride.
  * w == NULL: no normalization. Output rows have stride bn_pad_k(k). */
-void bn_cu_norm_quant(cudaStream_t st, const float *x, int ldx, const float *up, int act, const float *w, int k,
+void bn_cu_norm_quant(cudaStream_t st, bool pdl, const float *x, int ldx, const float *up, int act, const float *w, int k,
                       float eps, int n, bn_cu_act a);
 
 /* Sanitize codes 0b11 -> 0b01 over nwords 32-bit words in place. */
 void bn_cu_sanitize(cudaStream_t st, uint32_t *w, size_t nwords);
+/* T2R rows [M, Kp/4 bytes] -> int8 weights (code - 1) [M, Kp]. */
+void bn_cu_expand(cudaStream_t st, const uint8_t *W, int M, int Kp, int8_t *out);
 
 /* y[t*ldy + m] (=, or += when add) (sum_k W[m,k] q[t,k]) * rscale[m] * xs[t]
  * for the n tokens: dp4a kernel (weights read once per tile of 8 tokens). */
-void bn_cu_tgemv(cudaStream_t st, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add);
+void bn_cu_tgemv(cudaStream_t st, bool pdl, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add);
 
-/* Same product through int8 tensor cores: W expanded to int8 into `wexp`
- * ([M, Kp]), cuBLAS int8 GEMM into `acc` ([n, M] int32), then the scale. */
-bn_status bn_cu_tgemm_cublas(cudaStream_t st, cublasHandle_t h, const bn_cu_linear *L, bn_cu_act a, int n,
+/* Same product through int8 tensor cores: cuBLAS int8 GEMM of L->w8 (or of
+ * W expanded into `wexp` [M, Kp] when there is no resident int8 copy) into
+ * `acc` ([n, M] int32), then the scale. */
+bn_status bn_cu_tgemm_cublas(cudaStream_t st, bool pdl, cublasHandle_t h, const bn_cu_linear *L, bn_cu_act a, int n,
                              int8_t *wexp, int32_t *acc, float *y, int ldy, bool add);
 
 /* Embedding rows of tokens tok[0..n) into x [n, e] f32. */
@@ -62,20 +69,23 @@ void bn_cu_embed(cudaStream_t st, const void *E, int et, int e, const int *tok, 
 /* RoPE on q and k inside qkv rows ([q | k | v], stride ld), then k and v
  * stored as f16 into the caches at (seq, layer, pos). */
 typedef struct bn_cu_kv {
-    __half *k, *v;          /* [n_seq][n_layer][n_ctx][kvd] */
-    int     n_layer, n_ctx, n_head, n_head_kv, head_dim;
+    void *k, *v;            /* [n_seq][n_layer][n_ctx][kvd], f32 or f16 */
+    int   f16;              /* element type: 1 = f16, 0 = f32           */
+    int   n_layer, n_ctx, n_head, n_head_kv, head_dim;
 } bn_cu_kv;
-void bn_cu_rope_store(cudaStream_t st, float *qkv, int ld, const float *inv_freq, const int *pos, const int *seq,
+void bn_cu_rope_store(cudaStream_t st, bool pdl, float *qkv, int ld, const float *inv_freq, const int *pos, const int *seq,
                       int n, const bn_cu_kv *kv, int layer);
 
 /* Causal GQA attention of n tokens over their caches (positions 0..pos),
  * split over the KV axis in pieces of split_len (flash-decoding), then
- * combined: out [n, n_head*head_dim]. part: n*n_head*n_split*(head_dim+2). */
-void bn_cu_attention(cudaStream_t st, const float *qkv, int ld, const int *pos, const int *seq, int n,
-                     const bn_cu_kv *kv, int layer, int split_len, int n_split, float *part, float *out, int ldo);
+ * combined: out [n, n_head*head_dim]. part: n*n_head*n_split*(head_dim+2)
+ * floats; counters: n*n_head ints, zero (and left zero). */
+void bn_cu_attention(cudaStream_t st, bool pdl, const float *qkv, int ld, const int *pos, const int *seq, int n,
+                     const bn_cu_kv *kv, int layer, int split_len, int n_split, float *part, int *counters,
+                     float *out, int ldo);
 
 /* Final RMSNorm of the gathered rows x[rows[j]] into f16 h [cnt, e]. */
-void bn_cu_head_norm(cudaStream_t st, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
+void bn_cu_head_norm(cudaStream_t st, bool pdl, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
                      __half *h);
 
 #endif

@@ -21,6 +21,24 @@ bn_status bn_cublas_fail(cublasStatus_t e, const char *what) {
 
 namespace {
 
+/* Programmatic dependent launch (sm_90+): a kernel launched with the PDL
+ * attribute may start while its predecessor runs; griddep_wait() blocks
+ * until the predecessor grid has completed and its writes are visible, and
+ * griddep_launch() lets the successor start launching. Every kernel waits
+ * before it reads anything a predecessor wrote (and before any early exit,
+ * so completion stays ordered down the chain); the GEMV streams its
+ * weights in before waiting. No-ops on older GPUs. */
+__device__ __forceinline__ void griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void griddep_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -78,6 +96,8 @@ __global__ void k_norm_quant(const float *x, int ldx, const float *up, int act, 
                              float eps, int8_t *q, float *xs, int *xsum) {
     __shared__ float sh[32];
     __shared__ int ish[32];
+    griddep_wait();
+    griddep_launch();
     const int t = blockIdx.x;
     const float *xr = x + (size_t)t * ldx;
     const float *ur = up ? up + (size_t)t * ldx : nullptr;
@@ -119,6 +139,61 @@ __global__ void k_norm_quant(const float *x, int ldx, const float *up, int act, 
     }
 }
 
+/* The same with the row held in registers (VPT values per thread, 1024
+ * threads): one pass over global memory instead of three, so the block is
+ * not serialized on load latency (v1 took 12-28 us per call at batch 1). */
+template <int VPT>
+__global__ void __launch_bounds__(1024) k_norm_quant_reg(const float *x, int ldx, const float *up, int act,
+                                                         const float *w, int k, int kp, float eps, int8_t *q,
+                                                         float *xs, int *xsum) {
+    __shared__ float sh[32];
+    __shared__ int ish[32];
+    griddep_wait();
+    griddep_launch();
+    const int t = blockIdx.x;
+    const float *xr = x + (size_t)t * ldx;
+    const float *ur = up ? up + (size_t)t * ldx : nullptr;
+    float v[VPT];
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        const int i = threadIdx.x + j * 1024;
+        v[j] = i < k ? act_value(xr, ur, act, i) : 0.0f;
+    }
+    if (w) {
+        float ss = 0.0f;
+#pragma unroll
+        for (int j = 0; j < VPT; j++) ss = __fadd_rn(ss, __fmul_rn(v[j], v[j]));
+        ss = block_sum(ss, sh);
+        const float inv = __fdiv_rn(1.0f, sqrtf(__fadd_rn(__fdiv_rn(ss, (float)k), eps)));
+#pragma unroll
+        for (int j = 0; j < VPT; j++) {
+            const int i = threadIdx.x + j * 1024;
+            if (i < k) v[j] = __fmul_rn(w[i], __fmul_rn(v[j], inv));
+        }
+    }
+    float amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < VPT; j++) amax = fmaxf(amax, fabsf(v[j]));
+    amax = fmaxf(block_max(amax, sh), 1e-5f);
+    const float s = __fmul_rn(__fdiv_rn(1.0f, amax), 127.0f);
+    int8_t *qr = q + (size_t)t * kp;
+    int sum = 0;
+#pragma unroll
+    for (int j = 0; j < VPT; j++) {
+        const int i = threadIdx.x + j * 1024;
+        if (i < kp) {
+            const int c = i < k ? (int)fminf(fmaxf(rintf(__fmul_rn(v[j], s)), -128.0f), 127.0f) : 0;
+            qr[i] = (int8_t)c;
+            sum += c;
+        }
+    }
+    sum = block_isum(sum, ish);
+    if (threadIdx.x == 0) {
+        xs[t] = __fdiv_rn(1.0f, s);
+        xsum[t] = sum;
+    }
+}
+
 __global__ void k_sanitize(uint32_t *w, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         uint32_t v = w[i];
@@ -127,38 +202,52 @@ __global__ void k_sanitize(uint32_t *w, size_t n) {
     }
 }
 
-/* Ternary x int8 for a tile of up to NT tokens: one warp per output row,
- * lanes stride over the row's 16-byte chunks (coalesced: a warp reads 512
- * contiguous bytes per pass), up to 4 chunks in flight per lane. Chunk c
- * holds bytes 16(c&1).. of T2R block c>>1: elements base + 32g + [0,16) in
- * bit pair 6-2g, so each 32-bit word x 4 groups feeds 4 dp4a with int8
- * words of q at base + 32g. Codes are unsigned (0..2): the true dot is
- * sum(code*q) - sum(q). */
-template <int NT, bool ADD>
-__global__ void __launch_bounds__(256) k_tgemv(const uint4 *__restrict__ W, int M, int cpr,
+/* Ternary x int8 for a tile of up to NT tokens. LPR lanes per output row
+ * (8, 16 or 32: enough that a row's chunks fit one pass of U = 8 loads per
+ * lane), 128-thread blocks; each lane's loads are all issued before any
+ * arithmetic (v1, one warp per row and at most 2 loads in flight at
+ * K = 2560, reached ~30% of the copy bandwidth), and the first pass is
+ * issued before griddep_wait(), overlapping the previous kernel. A row's
+ * chunks are contiguous, so a row's lanes read LPR*16 contiguous bytes per
+ * load. Chunk c holds bytes 16(c&1).. of T2R block c>>1: elements
+ * base + 32g + [0,16) in bit pair 6-2g, so each 32-bit word x 4 groups
+ * feeds 4 dp4a with int8 words of q at base + 32g. Codes are unsigned
+ * (0..2): the true dot is sum(code*q) - sum(q). */
+template <int NT, bool ADD, int LPR>
+__global__ void __launch_bounds__(128) k_tgemv(const uint4 *__restrict__ W, int M, int cpr,
                                                 const float *__restrict__ rscale, const int8_t *__restrict__ q, int ldq,
                                                 const float *__restrict__ xs, const int *__restrict__ xsum, int n,
                                                 float *__restrict__ y, int ldy) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int row = blockIdx.x * 8 + warp;
-    if (row >= M) return;
+    constexpr int U = 8, RPW = 32 / LPR; /* rows per warp */
+    const int lane = threadIdx.x & 31, sl = lane % LPR;
+    const int row = (blockIdx.x * 4 + (threadIdx.x >> 5)) * RPW + lane / LPR;
+    const bool ok = row < M;
     const int t0 = blockIdx.y * NT;
-    const int nt = min(NT, n - t0);
     int acc[NT];
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[j] = 0;
-    const uint4 *wr = W + (size_t)row * cpr;
-    for (int c0 = 0; c0 < cpr; c0 += 128) {
-        uint4 wv[4];
+    const uint4 *wr = W + (size_t)(ok ? row : 0) * cpr;
+    uint4 wv[U];
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            const int c = c0 + u * 32 + lane;
-            if (c < cpr) wv[u] = __ldg(wr + c);
+    for (int u = 0; u < U; u++) {
+        const int c = u * LPR + sl;
+        if (ok && c < cpr) wv[u] = __ldg(wr + c);
+    }
+    griddep_wait();
+    griddep_launch();
+    const int nt = min(NT, n - t0);
+    for (int c0 = 0; c0 < cpr; c0 += LPR * U) {
+        if (c0 > 0) {
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int c = c0 + u * LPR + sl;
+                if (ok && c < cpr) wv[u] = __ldg(wr + c);
+            }
         }
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            const int c = c0 + u * 32 + lane;
-            if (c >= cpr) break;
+        for (int u = 0; u < U; u++) {
+            const int c = c0 + u * LPR + sl;
+            if (!ok || c >= cpr) break;
             const int base = (c >> 1) * 128 + (c & 1) * 16;
 #pragma unroll
             for (int j = 0; j < NT; j++) {
@@ -178,12 +267,13 @@ __global__ void __launch_bounds__(256) k_tgemv(const uint4 *__restrict__ W, int 
             }
         }
     }
-    const float rs = rscale[row];
+    const float rs = ok ? rscale[row] : 0.0f;
 #pragma unroll
     for (int j = 0; j < NT; j++) {
-        if (j >= nt) break;
-        const int tot = warp_isum(acc[j]);
-        if (lane == 0) {
+        int tot = acc[j];
+#pragma unroll
+        for (int o = LPR / 2; o; o >>= 1) tot += __shfl_xor_sync(0xffffffffu, tot, o);
+        if (ok && sl == 0 && j < nt) {
             const int t = t0 + j;
             const float r = __fmul_rn(__fmul_rn((float)(tot - xsum[t]), rs), xs[t]);
             float *dst = y + (size_t)t * ldy + row;
@@ -208,6 +298,8 @@ __global__ void k_expand(const uint8_t *W, size_t nbytes, int rb, int kp, int8_t
 
 template <bool ADD>
 __global__ void k_scale_out(const int32_t *acc, int M, int n, const float *rscale, const float *xs, float *y, int ldy) {
+    griddep_wait();
+    griddep_launch();
     const size_t total = (size_t)M * n;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         const int t = (int)(i / M), m = (int)(i % M);
@@ -217,7 +309,16 @@ __global__ void k_scale_out(const int32_t *acc, int M, int n, const float *rscal
     }
 }
 
+__device__ __forceinline__ void kv_put(float *p, float v) { *p = v; }
+__device__ __forceinline__ void kv_put(__half *p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ float2 kv_get2(const float *p) { return *reinterpret_cast<const float2 *>(p); }
+__device__ __forceinline__ float2 kv_get2(const __half *p) { return __half22float2(*reinterpret_cast<const __half2 *>(p)); }
+__device__ __forceinline__ float kv_get(const float *p) { return *p; }
+__device__ __forceinline__ float kv_get(const __half *p) { return __half2float(*p); }
+
 __global__ void k_embed(const void *E, int et, int e, const int *tok, float *x) {
+    griddep_wait();
+    griddep_launch();
     const int t = blockIdx.x;
     const size_t base = (size_t)tok[t] * e;
     float *xr = x + (size_t)t * e;
@@ -230,15 +331,22 @@ __global__ void k_embed(const void *E, int et, int e, const int *tok, float *x) 
     }
 }
 
-/* One block per token: rotate q heads in place, k heads into the cache, v too. */
+/* grid (n, ceil((pairs + kvd) / 128)): one rotation pair (q heads, then k
+ * heads into the cache) or one v element per thread (v1 looped in one
+ * block per token: 9 us at batch 1). */
+template <typename T>
 __global__ void k_rope_store(float *qkv, int ld, const float *inv_freq, const int *pos, const int *seq, bn_cu_kv kv,
                              int layer) {
+    griddep_wait();
+    griddep_launch();
     const int t = blockIdx.x, p = pos[t], hd = kv.head_dim, half = hd / 2;
     const int qd = kv.n_head * hd, kvd = kv.n_head_kv * hd;
+    const int pairs = (kv.n_head + kv.n_head_kv) * half;
+    const int w = blockIdx.y * blockDim.x + threadIdx.x;
     float *row = qkv + (size_t)t * ld;
     const size_t off = (((size_t)seq[t] * kv.n_layer + layer) * kv.n_ctx + p) * kvd;
-    const int pairs = (kv.n_head + kv.n_head_kv) * half;
-    for (int w = threadIdx.x; w < pairs; w += blockDim.x) {
+    T *K = (T *)kv.k + off, *Vc = (T *)kv.v + off;
+    if (w < pairs) {
         const int h = w / half, i = w % half;
         const float ang = __fmul_rn((float)p, inv_freq[i]);
         const float c = cosf(ang), s = sinf(ang);
@@ -251,37 +359,46 @@ __global__ void k_rope_store(float *qkv, int ld, const float *inv_freq, const in
             v[i + half] = r1;
         } else {
             const int kh = h - kv.n_head;
-            kv.k[off + (size_t)kh * hd + i] = __float2half_rn(r0);
-            kv.k[off + (size_t)kh * hd + i + half] = __float2half_rn(r1);
+            kv_put(K + (size_t)kh * hd + i, r0);
+            kv_put(K + (size_t)kh * hd + i + half, r1);
         }
+    } else if (w - pairs < kvd) {
+        kv_put(Vc + (w - pairs), row[qd + kvd + (w - pairs)]);
     }
-    for (int i = threadIdx.x; i < kvd; i += blockDim.x) kv.v[off + i] = __float2half_rn(row[qd + kvd + i]);
 }
 
 /* grid (n_split, n_head, n): scores of one split in shared memory, its own
- * max and exp-sum, unnormalized P.V; written as (o[hd], m, l). */
+ * max and exp-sum, unnormalized P.V. A lone split writes the normalized
+ * output; otherwise each split writes (o[hd], m, l) and the last split of
+ * its (token, head) to finish (a counter, reset by that block) combines
+ * them, so no second kernel is launched (v1: a combine kernel, 4 us). */
+template <typename T>
 __global__ void k_attn_split(const float *qkv, int ld, const int *pos, const int *seq, bn_cu_kv kv, int layer,
-                             int split_len, int n_split, float scale, float *part) {
+                             int split_len, int n_split, float scale, float *part, int *counters, float *att,
+                             int ldo) {
     extern __shared__ float smem[];
     __shared__ float red[32];
+    __shared__ int last;
+    griddep_wait();
+    griddep_launch();
     const int sp = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
     const int hd = kv.head_dim, kvd = kv.n_head_kv * hd, kvh = h / (kv.n_head / kv.n_head_kv);
     const int n_kv = pos[t] + 1, start = sp * split_len;
-    float *out = part + (((size_t)t * kv.n_head + h) * n_split + sp) * (size_t)(hd + 2);
-    if (start >= n_kv) return; /* the combine reads only splits below n_kv */
+    const int ns = (n_kv + split_len - 1) / split_len;
+    if (sp >= ns) return; /* only splits holding positions 0..pos take part */
     const int len = min(split_len, n_kv - start);
     float *qs = smem, *s = smem + hd;
     const float *qr = qkv + (size_t)t * ld + (size_t)h * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qr[d];
     __syncthreads();
     const size_t base = (((size_t)seq[t] * kv.n_layer + layer) * kv.n_ctx) * kvd + (size_t)kvh * hd;
-    const __half *K = kv.k + base, *V = kv.v + base;
+    const T *K = (const T *)kv.k + base, *V = (const T *)kv.v + base;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int j = warp; j < len; j += nw) {
-        const __half2 *kr = reinterpret_cast<const __half2 *>(K + (size_t)(start + j) * kvd);
+        const T *kr = K + (size_t)(start + j) * kvd;
         float dot = 0.0f;
         for (int d2 = lane; d2 < hd / 2; d2 += 32) {
-            const float2 kf = __half22float2(kr[d2]);
+            const float2 kf = kv_get2(kr + 2 * d2);
             dot += qs[2 * d2] * kf.x + qs[2 * d2 + 1] * kf.y;
         }
         dot = warp_sum(dot);
@@ -299,36 +416,48 @@ __global__ void k_attn_split(const float *qkv, int ld, const int *pos, const int
     }
     l = block_sum(l, red); /* ends with a barrier after the s[] writes */
     __syncthreads();
+    float *dst = att + (size_t)t * ldo + (size_t)h * hd;
+    float *part_th = part + ((size_t)t * kv.n_head + h) * n_split * (size_t)(hd + 2);
+    float *out = part_th + (size_t)sp * (hd + 2);
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < len; j++) acc += s[j] * __half2float(V[(size_t)(start + j) * kvd + d]);
-        out[d] = acc;
+        for (int j = 0; j < len; j++) acc += s[j] * kv_get(V + (size_t)(start + j) * kvd + d);
+        if (ns == 1) dst[d] = acc * (1.0f / l);
+        else out[d] = acc;
     }
+    if (ns == 1) return;
     if (threadIdx.x == 0) {
         out[hd] = mx;
         out[hd + 1] = l;
     }
-}
-
-__global__ void k_attn_combine(const float *part, const int *pos, int n_head, int hd, int split_len, int n_split,
-                               float *out, int ldo) {
-    const int h = blockIdx.x, t = blockIdx.y;
-    const int ns = (pos[t] + split_len) / split_len; /* splits holding positions 0..pos */
-    const float *p = part + ((size_t)t * n_head + h) * n_split * (size_t)(hd + 2);
+    __threadfence(); /* partials visible device-wide before counting */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *c = counters + (size_t)t * kv.n_head + h;
+        last = atomicAdd(c, 1) == ns - 1;
+        if (last) *c = 0; /* ready for the next step (graph replays) */
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
     float M = -INFINITY;
-    for (int s = 0; s < ns; s++) M = fmaxf(M, p[(size_t)s * (hd + 2) + hd]);
+    for (int i = 0; i < ns; i++) M = fmaxf(M, __ldcg(part_th + (size_t)i * (hd + 2) + hd));
     float L = 0.0f;
-    for (int s = 0; s < ns; s++) L += p[(size_t)s * (hd + 2) + hd + 1] * expf(p[(size_t)s * (hd + 2) + hd] - M);
+    for (int i = 0; i < ns; i++)
+        L += __ldcg(part_th + (size_t)i * (hd + 2) + hd + 1) * expf(__ldcg(part_th + (size_t)i * (hd + 2) + hd) - M);
     const float inv = 1.0f / L;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int s = 0; s < ns; s++) acc += p[(size_t)s * (hd + 2) + d] * expf(p[(size_t)s * (hd + 2) + hd] - M);
-        out[(size_t)t * ldo + (size_t)h * hd + d] = acc * inv;
+        for (int i = 0; i < ns; i++)
+            acc += __ldcg(part_th + (size_t)i * (hd + 2) + d) * expf(__ldcg(part_th + (size_t)i * (hd + 2) + hd) - M);
+        dst[d] = acc * inv;
     }
 }
 
 __global__ void k_head_norm(const float *x, int e, const int *rows, const float *w, float eps, __half *h) {
     __shared__ float sh[32];
+    griddep_wait();
+    griddep_launch();
     const int j = blockIdx.x;
     const float *xr = x + (size_t)rows[j] * e;
     float ss = 0.0f;
@@ -346,69 +475,121 @@ int grid_for(size_t n, int threads) {
 
 } // namespace
 
-void bn_cu_norm_quant(cudaStream_t st, const float *x, int ldx, const float *up, int act, const float *w, int k,
-                      float eps, int n, bn_cu_act a) {
-    k_norm_quant<<<n, 256, 0, st>>>(x, ldx, up, act, w, k, bn_pad_k(k), eps, a.q, a.xs, a.xsum);
+/* Launch k on st, with the programmatic-dependent-launch attribute when pdl. */
+template <typename... KArgs, typename... Args>
+static void launch(bool pdl, cudaStream_t st, dim3 grid, dim3 block, size_t smem, void (*k)(KArgs...),
+                   Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = pdl ? 1 : 0;
+    cudaLaunchKernelEx(&cfg, k, (KArgs)args...);
+}
+
+void bn_cu_norm_quant(cudaStream_t st, bool pdl, const float *x, int ldx, const float *up, int act, const float *w,
+                      int k, float eps, int n, bn_cu_act a) {
+    const int kp = bn_pad_k(k);
+    const dim3 g((unsigned)n), b1(1024);
+    if (kp <= 1024) launch(pdl, st, g, b1, 0, k_norm_quant_reg<1>, x, ldx, up, act, w, k, kp, eps, a.q, a.xs, a.xsum);
+    else if (kp <= 2048) launch(pdl, st, g, b1, 0, k_norm_quant_reg<2>, x, ldx, up, act, w, k, kp, eps, a.q, a.xs, a.xsum);
+    else if (kp <= 4096) launch(pdl, st, g, b1, 0, k_norm_quant_reg<4>, x, ldx, up, act, w, k, kp, eps, a.q, a.xs, a.xsum);
+    else if (kp <= 8192) launch(pdl, st, g, b1, 0, k_norm_quant_reg<8>, x, ldx, up, act, w, k, kp, eps, a.q, a.xs, a.xsum);
+    else launch(pdl, st, g, dim3(256), 0, k_norm_quant, x, ldx, up, act, w, k, kp, eps, a.q, a.xs, a.xsum);
 }
 
 void bn_cu_sanitize(cudaStream_t st, uint32_t *w, size_t nwords) {
     k_sanitize<<<grid_for(nwords, 256), 256, 0, st>>>(w, nwords);
 }
 
-template <int NT>
-static void tgemv_nt(cudaStream_t st, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add) {
-    const dim3 grid((unsigned)((L->M + 7) / 8), (unsigned)((n + NT - 1) / NT));
+template <int NT, int LPR>
+static void tgemv_lpr(cudaStream_t st, bool pdl, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy,
+                      bool add) {
+    const int rows_per_block = 4 * (32 / LPR);
+    const dim3 grid((unsigned)((L->M + rows_per_block - 1) / rows_per_block), (unsigned)((n + NT - 1) / NT));
     const int cpr = L->Kp / 64;
     if (add)
-        k_tgemv<NT, true><<<grid, 256, 0, st>>>(L->w, L->M, cpr, L->rscale, a.q, L->Kp, a.xs, a.xsum, n, y, ldy);
+        launch(pdl, st, grid, dim3(128), 0, k_tgemv<NT, true, LPR>, L->w, L->M, cpr, L->rscale, (const int8_t *)a.q,
+               L->Kp, (const float *)a.xs, (const int *)a.xsum, n, y, ldy);
     else
-        k_tgemv<NT, false><<<grid, 256, 0, st>>>(L->w, L->M, cpr, L->rscale, a.q, L->Kp, a.xs, a.xsum, n, y, ldy);
+        launch(pdl, st, grid, dim3(128), 0, k_tgemv<NT, false, LPR>, L->w, L->M, cpr, L->rscale, (const int8_t *)a.q,
+               L->Kp, (const float *)a.xs, (const int *)a.xsum, n, y, ldy);
 }
 
-void bn_cu_tgemv(cudaStream_t st, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add) {
-    if (n == 1) tgemv_nt<1>(st, L, a, n, y, ldy, add);
-    else if (n == 2) tgemv_nt<2>(st, L, a, n, y, ldy, add);
-    else if (n <= 4) tgemv_nt<4>(st, L, a, n, y, ldy, add);
-    else tgemv_nt<8>(st, L, a, n, y, ldy, add);
+template <int NT>
+static void tgemv_nt(cudaStream_t st, bool pdl, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy,
+                     bool add) {
+    const int cpr = L->Kp / 64; /* lanes per row: a row in one pass of 8 loads per lane */
+    if (cpr <= 64) tgemv_lpr<NT, 8>(st, pdl, L, a, n, y, ldy, add);
+    else if (cpr <= 128) tgemv_lpr<NT, 16>(st, pdl, L, a, n, y, ldy, add);
+    else tgemv_lpr<NT, 32>(st, pdl, L, a, n, y, ldy, add);
 }
 
-bn_status bn_cu_tgemm_cublas(cudaStream_t st, cublasHandle_t h, const bn_cu_linear *L, bn_cu_act a, int n,
+void bn_cu_tgemv(cudaStream_t st, bool pdl, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add) {
+    if (n == 1) tgemv_nt<1>(st, pdl, L, a, n, y, ldy, add);
+    else if (n == 2) tgemv_nt<2>(st, pdl, L, a, n, y, ldy, add);
+    else if (n <= 4) tgemv_nt<4>(st, pdl, L, a, n, y, ldy, add);
+    else tgemv_nt<8>(st, pdl, L, a, n, y, ldy, add);
+}
+
+bn_status bn_cu_tgemm_cublas(cudaStream_t st, bool pdl, cublasHandle_t h, const bn_cu_linear *L, bn_cu_act a, int n,
                              int8_t *wexp, int32_t *acc, float *y, int ldy, bool add) {
-    const int rb = L->Kp / 4;
-    const size_t nbytes = (size_t)L->M * rb;
-    k_expand<<<grid_for(nbytes, 256), 256, 0, st>>>((const uint8_t *)L->w, nbytes, rb, L->Kp, wexp);
+    const int8_t *w8 = L->w8;
+    if (!w8) {
+        bn_cu_expand(st, (const uint8_t *)L->w, L->M, L->Kp, wexp);
+        w8 = wexp;
+    }
     /* Column-major view: W^T is [Kp, M] (lda Kp), q is [Kp, n] (ldb Kp);
      * C = W q^T is [M, n] col-major = [n, M] row-major. */
     const int32_t one = 1, zero = 0;
-    BN_CB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, L->M, n, L->Kp, &one, wexp, CUDA_R_8I, L->Kp, a.q, CUDA_R_8I,
+    BN_CB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, L->M, n, L->Kp, &one, w8, CUDA_R_8I, L->Kp, a.q, CUDA_R_8I,
                        L->Kp, &zero, acc, CUDA_R_32I, L->M, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT),
           "int8 GEMM");
     const size_t total = (size_t)L->M * n;
-    if (add) k_scale_out<true><<<grid_for(total, 256), 256, 0, st>>>(acc, L->M, n, L->rscale, a.xs, y, ldy);
-    else k_scale_out<false><<<grid_for(total, 256), 256, 0, st>>>(acc, L->M, n, L->rscale, a.xs, y, ldy);
+    const dim3 g((unsigned)grid_for(total, 256)), b(256);
+    if (add) launch(pdl, st, g, b, 0, k_scale_out<true>, (const int32_t *)acc, L->M, n, L->rscale, (const float *)a.xs, y, ldy);
+    else launch(pdl, st, g, b, 0, k_scale_out<false>, (const int32_t *)acc, L->M, n, L->rscale, (const float *)a.xs, y, ldy);
     return BN_OK;
+}
+
+void bn_cu_expand(cudaStream_t st, const uint8_t *W, int M, int Kp, int8_t *out) {
+    const int rb = Kp / 4;
+    const size_t nbytes = (size_t)M * rb;
+    k_expand<<<grid_for(nbytes, 256), 256, 0, st>>>(W, nbytes, rb, Kp, out);
 }
 
 void bn_cu_embed(cudaStream_t st, const void *E, int et, int e, const int *tok, int n, float *x) {
     k_embed<<<n, 256, 0, st>>>(E, et, e, tok, x);
 }
 
-void bn_cu_rope_store(cudaStream_t st, float *qkv, int ld, const float *inv_freq, const int *pos, const int *seq,
-                      int n, const bn_cu_kv *kv, int layer) {
-    k_rope_store<<<n, 256, 0, st>>>(qkv, ld, inv_freq, pos, seq, *kv, layer);
+void bn_cu_rope_store(cudaStream_t st, bool pdl, float *qkv, int ld, const float *inv_freq, const int *pos,
+                      const int *seq, int n, const bn_cu_kv *kv, int layer) {
+    const int items = (kv->n_head + kv->n_head_kv) * (kv->head_dim / 2) + kv->n_head_kv * kv->head_dim;
+    const dim3 grid((unsigned)n, (unsigned)((items + 127) / 128));
+    if (kv->f16) launch(pdl, st, grid, dim3(128), 0, k_rope_store<__half>, qkv, ld, inv_freq, pos, seq, *kv, layer);
+    else launch(pdl, st, grid, dim3(128), 0, k_rope_store<float>, qkv, ld, inv_freq, pos, seq, *kv, layer);
 }
 
-void bn_cu_attention(cudaStream_t st, const float *qkv, int ld, const int *pos, const int *seq, int n,
-                     const bn_cu_kv *kv, int layer, int split_len, int n_split, float *part, float *out, int ldo) {
+void bn_cu_attention(cudaStream_t st, bool pdl, const float *qkv, int ld, const int *pos, const int *seq, int n,
+                     const bn_cu_kv *kv, int layer, int split_len, int n_split, float *part, int *counters,
+                     float *out, int ldo) {
     const dim3 grid((unsigned)n_split, (unsigned)kv->n_head, (unsigned)n);
     const size_t smem = (size_t)(kv->head_dim + split_len) * sizeof(float);
     const float scale = 1.0f / sqrtf((float)kv->head_dim);
-    k_attn_split<<<grid, 128, smem, st>>>(qkv, ld, pos, seq, *kv, layer, split_len, n_split, scale, part);
-    k_attn_combine<<<dim3((unsigned)kv->n_head, (unsigned)n), 128, 0, st>>>(part, pos, kv->n_head, kv->head_dim,
-                                                                            split_len, n_split, out, ldo);
+    if (kv->f16)
+        launch(pdl, st, grid, dim3(128), smem, k_attn_split<__half>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
+               scale, part, counters, out, ldo);
+    else
+        launch(pdl, st, grid, dim3(128), smem, k_attn_split<float>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
+               scale, part, counters, out, ldo);
 }
 
-void bn_cu_head_norm(cudaStream_t st, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
-                     __half *h) {
-    k_head_norm<<<cnt, 256, 0, st>>>(x, e, rows, w, eps, h);
+void bn_cu_head_norm(cudaStream_t st, bool pdl, const float *x, int e, const int *rows, int cnt, const float *w,
+                     float eps, __half *h) {
+    launch(pdl, st, dim3((unsigned)cnt), dim3(256), 0, k_head_norm, x, e, rows, w, eps, h);
 }

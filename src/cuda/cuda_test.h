@@ -21,4 +21,9 @@ bn_status bn_cuda_test_tgemm(const uint8_t *W, int M, int k, const int8_t *q, co
  * over a buffer of `bytes`, best of `reps` copies. */
 bn_status bn_cuda_copy_bandwidth(size_t bytes, int reps, double *gbps);
 
+/* Time the decode GEMV (one token) on an [M, k] ternary matrix: mean
+ * microseconds per call over iters back-to-back launches, plain (us) and
+ * with programmatic dependent launch (us_pdl); GB/s of weight bytes. */
+bn_status bn_cuda_bench_tgemv(int M, int k, int iters, double *us, double *us_pdl, double *gbps);
+
 #endif

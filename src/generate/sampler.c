@@ -186,39 +186,71 @@ static int cand_cmp(const void *pa, const void *pb) {
 
 static inline void cand_swap(bn_cand *a, bn_cand *b) { bn_cand t = *a; *a = *b; *b = t; }
 
-/* Move the k first (in cand_before order) of c[0..n) to c[0..k), unordered.
- * Iterative quickselect with median-of-three pivots. */
-static void select_top(bn_cand *c, int32_t n, int32_t k) {
-    int32_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int32_t mid = lo + (hi - lo) / 2;
-        if (cand_before(&c[mid], &c[lo])) cand_swap(&c[mid], &c[lo]);
-        if (cand_before(&c[hi], &c[lo])) cand_swap(&c[hi], &c[lo]);
-        if (cand_before(&c[hi], &c[mid])) cand_swap(&c[hi], &c[mid]);
-        bn_cand pivot = c[mid];
-        int32_t i = lo, j = hi;
-        while (i <= j) {
-            while (cand_before(&c[i], &pivot)) i++;
-            while (cand_before(&pivot, &c[j])) j--;
-            if (i <= j) { cand_swap(&c[i], &c[j]); i++; j--; }
-        }
-        /* now c[lo..j] <= pivot <= c[i..hi] in order; the k-th is in one side */
-        if (k - 1 <= j) hi = j;
-        else if (k - 1 >= i) lo = i;
-        else break;
+/* min-heap on cand_before: the root is the LAST in order (the one to evict) */
+static void minheap_down(bn_cand *h, int32_t n, int32_t i) {
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && cand_before(&h[m], &h[l])) m = l;
+        if (r < n && cand_before(&h[m], &h[r])) m = r;
+        if (m == i) return;
+        cand_swap(&h[i], &h[m]);
+        i = m;
     }
 }
 
-/* max-heap on cand_before (root = first in order) */
-static void heap_down(bn_cand *c, int32_t n, int32_t i) {
-    for (;;) {
-        int32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && cand_before(&c[l], &c[m])) m = l;
-        if (r < n && cand_before(&c[r], &c[m])) m = r;
-        if (m == i) return;
-        cand_swap(&c[i], &c[m]);
-        i = m;
+static void minheap_up(bn_cand *h, int32_t i) {
+    while (i > 0) {
+        int32_t parent = (i - 1) / 2;
+        if (!cand_before(&h[parent], &h[i])) return;
+        cand_swap(&h[parent], &h[i]);
+        i = parent;
     }
+}
+
+/* The k best of w[0..n_vocab) into c[0..k), sorted best first, in one pass
+ * with a heap of k: most tokens are rejected by one comparison. */
+static int32_t top_k_scan(const float *w, int32_t n_vocab, int32_t k, bn_cand *c) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        if (!(w[i] > -INFINITY)) continue;
+        bn_cand x = {i, w[i], 0.0};
+        if (n < k) {
+            c[n] = x;
+            minheap_up(c, n++);
+        } else if (cand_before(&x, &c[0])) {
+            c[0] = x;
+            minheap_down(c, n, 0);
+        }
+    }
+    qsort(c, (size_t)n, sizeof *c, cand_cmp);
+    return n;
+}
+
+/* Reorder c[0..n) so that c[0..m) is the smallest best-first set whose
+ * probability mass (field p) reaches target, and return m. Quickselect on
+ * mass: expected O(n), no full sort; the set is left unordered. */
+static int32_t select_mass(bn_cand *c, int32_t n, double target) {
+    int32_t lo = 0, hi = n; /* c[0..lo) is taken; the cut lies in [lo, hi) */
+    double need = target;
+    while (hi - lo > 1) {
+        int32_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        /* median of three to c[last] as the pivot */
+        if (cand_before(&c[mid], &c[lo])) cand_swap(&c[mid], &c[lo]);
+        if (cand_before(&c[last], &c[lo])) cand_swap(&c[last], &c[lo]);
+        if (cand_before(&c[mid], &c[last])) cand_swap(&c[mid], &c[last]);
+        int32_t store = lo;
+        double before = 0.0;
+        for (int32_t i = lo; i < last; i++)
+            if (cand_before(&c[i], &c[last])) {
+                before += c[i].p;
+                cand_swap(&c[i], &c[store++]);
+            }
+        cand_swap(&c[store], &c[last]); /* the pivot sits at store */
+        if (before >= need) hi = store;                 /* the cut is among the better ones */
+        else if (before + c[store].p >= need) return store + 1;
+        else { need -= before + c[store].p; lo = store + 1; }
+    }
+    return hi > lo ? lo + 1 : lo;
 }
 
 /* ---- log-probabilities */
@@ -230,7 +262,7 @@ static void fill_info(const float *w, int32_t n_vocab, int32_t token, int32_t n_
     double sum = 0.0;
     if (isfinite(mx))
         for (int32_t i = 0; i < n_vocab; i++)
-            if (w[i] > -INFINITY) sum += exp((double)w[i] - (double)mx);
+            if (w[i] > -INFINITY) sum += (double)expf(w[i] - mx);
     double lse = isfinite(mx) ? (double)mx + log(sum) : mx;
     info->token = token;
     info->logprob = isfinite(lse) && w[token] > -INFINITY ? (float)((double)w[token] - lse) : -INFINITY;
@@ -269,91 +301,58 @@ bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
     memcpy(w, logits, sizeof *w * (size_t)n_vocab);
     adjust(p, s->counts, w, n_vocab, history, n_history);
 
-    /* candidates: every token whose adjusted logit is a number above -inf */
-    bn_cand *c = s->cand;
-    int32_t n = 0;
-    for (int32_t i = 0; i < n_vocab; i++)
-        if (w[i] > -INFINITY) c[n++] = (bn_cand){i, w[i], 0.0};
-    if (n == 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
-
     int32_t token;
+    bn_cand *c = s->cand;
     if (p->temperature <= 0.0f) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < n; i++)
-            if (cand_before(&c[i], &c[best])) best = i;
-        token = c[best].id;
+        /* greedy: the argmax, ties to the lowest id */
+        int32_t best = -1;
+        for (int32_t i = 0; i < n_vocab; i++)
+            if (w[i] > -INFINITY && (best < 0 || w[i] > w[best])) best = i;
+        if (best < 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
+        token = best;
     } else {
-        bool sorted = false;
-        /* top-k: the k best, sorted */
-        if (p->top_k > 0 && p->top_k < n) {
-            select_top(c, n, p->top_k);
-            n = p->top_k;
-            qsort(c, (size_t)n, sizeof *c, cand_cmp);
-            sorted = true;
+        /* candidates: every token whose adjusted logit is a number above
+         * -inf; with top-k only the k best, sorted */
+        int32_t n = 0;
+        if (p->top_k > 0 && p->top_k < n_vocab) {
+            n = top_k_scan(w, n_vocab, p->top_k, c);
+        } else {
+            for (int32_t i = 0; i < n_vocab; i++)
+                if (w[i] > -INFINITY) c[n++] = (bn_cand){i, w[i], 0.0};
         }
-        /* softmax with temperature over the survivors (in double: exact
-         * enough that excluded tokens are truly excluded below) */
+        if (n == 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
+        /* softmax with temperature over the survivors (expf: a token below
+         * e^-87 of the best gets 0 and can no longer be drawn; sums in double) */
         float mx = -INFINITY;
         for (int32_t i = 0; i < n; i++)
             if (c[i].logit > mx) mx = c[i].logit;
-        double inv_t = 1.0 / (double)p->temperature;
+        const float inv_t = 1.0f / p->temperature;
         double sum = 0.0;
         for (int32_t i = 0; i < n; i++) {
-            double e = isinf(mx) ? (c[i].logit == mx ? 1.0 : 0.0) : exp(((double)c[i].logit - (double)mx) * inv_t);
+            float e = isinf(mx) ? (c[i].logit == mx ? 1.0f : 0.0f) : expf((c[i].logit - mx) * inv_t);
             c[i].p = e;
             sum += e;
         }
-        /* top-p: the smallest best-first prefix whose mass reaches top_p */
-        if (p->top_p < 1.0f && n > 1) {
-            if (!sorted) {
-                /* heap extraction: only as many pops as the nucleus needs */
-                for (int32_t i = n / 2 - 1; i >= 0; i--) heap_down(c, n, i);
-                double target = (double)p->top_p * sum, cum = 0.0;
-                int32_t kept = 0, heap_n = n;
-                while (heap_n > 0) {
-                    bn_cand top = c[0];
-                    c[0] = c[heap_n - 1];
-                    heap_n--;
-                    heap_down(c, heap_n, 0);
-                    /* popped items go to the end, in reverse: fix order below */
-                    c[heap_n] = top;
-                    kept++;
-                    cum += top.p;
-                    if (cum >= target) break;
-                }
-                /* the kept ones are c[n-kept .. n) in reverse order */
-                for (int32_t i = 0; i < kept / 2; i++) cand_swap(&c[n - kept + i], &c[n - 1 - i]);
-                memmove(c, c + (n - kept), sizeof *c * (size_t)kept);
-                n = kept;
-            } else {
-                double target = (double)p->top_p * sum, cum = 0.0;
-                int32_t kept = 0;
-                while (kept < n) {
-                    cum += c[kept].p;
-                    kept++;
-                    if (cum >= target) break;
-                }
-                n = kept;
-            }
-            sorted = true;
-        }
+        /* top-p: the smallest best-first set whose mass reaches top_p */
+        if (p->top_p < 1.0f && n > 1) n = select_mass(c, n, (double)p->top_p * sum);
         /* min-p: keep tokens with p >= min_p * p_max (relative, so the
          * renormalisation after top-p does not matter) */
         if (p->min_p > 0.0f && n > 1) {
             double pmax = 0.0;
             for (int32_t i = 0; i < n; i++)
                 if (c[i].p > pmax) pmax = c[i].p;
-            double thr = (double)p->min_p * pmax;
+            const double thr = (double)p->min_p * pmax;
             int32_t m = 0;
             for (int32_t i = 0; i < n; i++)
                 if (c[i].p >= thr) c[m++] = c[i];
             n = m;
         }
-        /* draw */
+        /* draw: walk the survivors; a rounding overshoot lands on the last
+         * survivor with mass, never on an excluded token */
         sum = 0.0;
         for (int32_t i = 0; i < n; i++) sum += c[i].p;
-        double r = bn_rng_uniform(&s->rng) * sum;
-        int32_t pick = -1;
+        const double r = bn_rng_uniform(&s->rng) * sum;
+        int32_t pick = 0;
         double cum = 0.0;
         for (int32_t i = 0; i < n; i++) {
             if (c[i].p <= 0.0) continue;
@@ -361,7 +360,6 @@ bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
             cum += c[i].p;
             if (r < cum) break;
         }
-        if (pick < 0) pick = 0; /* every survivor underflowed: cannot happen (max has p=1) */
         token = c[pick].id;
     }
     if (info) fill_info(w, n_vocab, token, n_top, info);

@@ -131,6 +131,8 @@ BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *q, in
         #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
             const uint8_t *wr = w + (size_t)r * rb + 32 * (size_t)b;
+            /* rows are adjacent: fetch the same line 8 rows further on */
+            if (!(b & 1)) _mm_prefetch((const char *)wr + 8 * rb, _MM_HINT_T0);
             const __m256i v = fix_codes(_mm256_loadu_si256((const __m256i *)wr), c_aa);
             __m256i p = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 6), m3), q0);
             p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m3), q1));
@@ -291,6 +293,11 @@ static void avx2_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
                        const float *x_scale, const int32_t *x_sum, int n_tokens, float w_scale,
                        float *y, size_t ldy, int m0, int m1) {
     if (m1 <= m0 || n_tokens <= 0) return;
+    if (k <= 0) { /* empty dot products, as the reference writes them */
+        for (int n = 0; n < n_tokens; n++)
+            for (int m = m0; m < m1; m++) y[(size_t)n * ldy + (size_t)m] = 0.0f * w_scale * x_scale[n];
+        return;
+    }
     if (!x_sum) {
         int32_t sums[64];
         for (int n0 = 0; n0 < n_tokens; n0 += 64) {
@@ -301,8 +308,17 @@ static void avx2_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
         }
         return;
     }
-    if (n_tokens == 1) gemv(W, k, q, x_scale[0], x_sum[0], w_scale, y, m0, m1);
-    else gemm(W, k, q, ldq, x_scale, x_sum, n_tokens, w_scale, y, ldy, m0, m1);
+    if (n_tokens <= 3) {
+        /* few tokens: GEMV per token over row chunks that stay in L2 */
+        const int mc = 196608 / (int)bn_t2r_row_bytes(k) / 4 * 4 + 4;
+        for (int m = m0; m < m1; m += mc) {
+            const int me = m1 - m < mc ? m1 : m + mc;
+            for (int n = 0; n < n_tokens; n++)
+                gemv(W, k, q + (size_t)n * ldq, x_scale[n], x_sum[n], w_scale, y + (size_t)n * ldy, m, me);
+        }
+        return;
+    }
+    gemm(W, k, q, ldq, x_scale, x_sum, n_tokens, w_scale, y, ldy, m0, m1);
 }
 
 /* ---- dense head --------------------------------------------------------- */

@@ -427,6 +427,11 @@ static void avx512_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
                          const float *x_scale, const int32_t *x_sum, int n_tokens,
                          float w_scale, float *y, size_t ldy, int m0, int m1) {
     if (m1 <= m0 || n_tokens <= 0) return;
+    if (k <= 0) { /* empty dot products, as the reference writes them */
+        for (int n = 0; n < n_tokens; n++)
+            for (int m = m0; m < m1; m++) y[(size_t)n * ldy + (size_t)m] = 0.0f * w_scale * x_scale[n];
+        return;
+    }
     const int kp = bn_pad_k(k);
     if (!x_sum) { /* compute the sums the unsigned-code identity needs */
         int32_t sums[64];

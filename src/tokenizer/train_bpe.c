@@ -100,8 +100,10 @@ typedef struct trainer {
     int32_t   ntok;
     int32_t  *tslots;
     uint32_t  tmask;
-    int32_t  *ml, *mr; /* merge rules in order */
+    int32_t  *ml, *mr; /* merge rules in order (more than the new ids when a
+                        * merge spells an existing token: HF reuses its id) */
     int32_t   nmerge;
+    uint64_t  mcap[2];
 
     uint64_t n_bytes, n_pretokens;
 } trainer;
@@ -453,6 +455,10 @@ static bn_status learn(trainer *t, int32_t target, int64_t min_freq) {
         if (e.count < min_freq || e.count <= 0) break;
         int32_t a = t->pl[p], b = t->pr[p], nt = -1;
         if ((st = tok_concat(t, a, b, &nt))) return st;
+        if (t->nmerge == INT32_MAX ||
+            !grow((void **)&t->ml, &t->mcap[0], (uint64_t)t->nmerge + 1, sizeof *t->ml) ||
+            !grow((void **)&t->mr, &t->mcap[1], (uint64_t)t->nmerge + 1, sizeof *t->mr))
+            return bn_fail(BN_ERR_NOMEM, "out of memory for merge rules");
         t->ml[t->nmerge] = a;
         t->mr[t->nmerge] = b;
         t->nmerge++;
@@ -657,11 +663,9 @@ bn_status bn_bpe_train(const char *text, size_t len, const bn_bpe_train_opts *o,
     /* byte tokens, ordered by the codepoint that stands for each byte */
     t.toff = bn_malloc((size_t)target * sizeof *t.toff);
     t.tlen = bn_malloc((size_t)target * sizeof *t.tlen);
-    t.ml = bn_malloc((size_t)target * sizeof *t.ml);
-    t.mr = bn_malloc((size_t)target * sizeof *t.mr);
     uint32_t tcap = pow2_at_least((uint64_t)target * 2);
     t.tslots = bn_malloc((size_t)tcap * sizeof *t.tslots);
-    if (!t.toff || !t.tlen || !t.ml || !t.mr || !t.tslots ||
+    if (!t.toff || !t.tlen || !t.tslots ||
         !grow((void **)&t.tbytes, &t.tbytes_cap, 256, 1)) {
         st = bn_fail(BN_ERR_NOMEM, "out of memory for the vocabulary");
         goto done;

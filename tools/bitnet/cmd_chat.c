@@ -330,6 +330,7 @@ out:
     free(cv.cached);
     bn_cancel_free(cancel);
     bn_sampler_free(smp);
+    bn_gen_sampling_free(&sp);
     bn_context_free(ctx);
     bn_tokenizer_free(tok);
     bn_model_free(model);

@@ -55,7 +55,11 @@ typedef struct gen_opts {
 static cJSON *result_json(const bn_generate_result *r, cJSON *id) {
     cJSON *o = cJSON_CreateObject();
     if (id) cJSON_AddItemToObject(o, "id", id);
-    if (r->text) cJSON_AddStringToObject(o, "text", r->text);
+    if (r->text) {
+        char *clean = bn_gen_utf8_clean(r->text, r->text_len);
+        cJSON_AddStringToObject(o, "text", clean ? clean : "");
+        free(clean);
+    }
     cJSON *ids = cJSON_AddArrayToObject(o, "ids");
     for (int32_t i = 0; i < r->n_gen; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(r->ids[i]));
     cJSON_AddNumberToObject(o, "n_prompt", r->n_prompt);
@@ -245,6 +249,7 @@ typedef struct job {
     int32_t            max_tokens;
     char             **stops;
     int                n_stops;
+    bn_logit_bias     *bias;       /* per-line logit_bias (owned)            */
     bn_sampler        *sampler;
     bn_generate_result res;
     bool               ran;
@@ -350,6 +355,31 @@ static bool parse_job(job *j, cJSON *o, const gen_opts *opt, const bn_tokenizer 
         for (int k = 0; k < j->n_stops; k++)
             if (!j->stops[k]) { snprintf(err, errn, "out of memory"); return false; }
     }
+    /* OpenAI form: {"logit_bias": {"TOKEN_ID": BIAS, ...}}; replaces the
+     * command line's list */
+    cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "logit_bias");
+    if (lb) {
+        int n = cJSON_GetArraySize(lb);
+        if (!cJSON_IsObject(lb)) { snprintf(err, errn, "\"logit_bias\" must be an object {\"id\": bias}"); return false; }
+        j->bias = calloc((size_t)n + 1, sizeof *j->bias);
+        if (!j->bias) { snprintf(err, errn, "out of memory"); return false; }
+        int k = 0;
+        cJSON *it;
+        cJSON_ArrayForEach(it, lb) {
+            char *end;
+            errno = 0;
+            long id = strtol(it->string, &end, 10);
+            if (errno || end == it->string || *end || id < 0 || id > INT32_MAX || !cJSON_IsNumber(it)) {
+                snprintf(err, errn, "\"logit_bias\": bad entry \"%s\"", it->string);
+                return false;
+            }
+            j->bias[k].token = (int32_t)id;
+            j->bias[k].bias = (float)it->valuedouble;
+            k++;
+        }
+        j->sp.logit_bias = j->bias;
+        j->sp.n_logit_bias = k;
+    }
     if (bn_sampler_create(&j->sp, &j->sampler) != BN_OK) {
         snprintf(err, errn, "%s", bn_last_error());
         return false;
@@ -362,6 +392,7 @@ static void free_job(job *j) {
     free(j->prompt);
     for (int k = 0; k < j->n_stops; k++) free(j->stops[k]);
     free(j->stops);
+    free(j->bias);
     bn_sampler_free(j->sampler);
     bn_generate_result_free(&j->res);
 }
@@ -612,5 +643,6 @@ out:
     free(model_path);
     free(o.ids);
     free(o.stops);
+    bn_gen_sampling_free(&o.sp);
     return rc;
 }

@@ -24,7 +24,7 @@ bool bn_gen_sampling_flag(const char *cmd, int argc, char **argv, int *i,
     const char *a = argv[*i];
     static const char *const flags[] = {"--temp", "--temperature", "--top-k", "--top-p", "--min-p",
                                         "--repeat-penalty", "--repeat-last-n", "--presence-penalty",
-                                        "--frequency-penalty", "--seed", NULL};
+                                        "--frequency-penalty", "--seed", "--logit-bias", NULL};
     bool known = false;
     for (int k = 0; flags[k]; k++) known |= !strcmp(a, flags[k]);
     if (!known) return false;
@@ -42,6 +42,26 @@ bool bn_gen_sampling_flag(const char *cmd, int argc, char **argv, int *i,
         if ((*ok = bn_cli_parse_int(cmd, a, v, 0, INT32_MAX, &l))) sp->top_k = (int32_t)l;
     } else if (!strcmp(a, "--repeat-last-n")) {
         if ((*ok = bn_cli_parse_int(cmd, a, v, -1, INT32_MAX, &l))) sp->repeat_last_n = (int32_t)l;
+    } else if (!strcmp(a, "--logit-bias")) {
+        /* ID=BIAS, repeatable; the list grows in a static-free heap array
+         * owned by the caller's params (freed with bn_gen_sampling_free) */
+        char *end;
+        errno = 0;
+        long id = strtol(v, &end, 10);
+        double b = 0;
+        if (errno || end == v || *end != '=' || id < 0 || id > INT32_MAX || !bn_cli_parse_float(cmd, a, end + 1, &b) ||
+            isnan(b)) {
+            if (!(errno || end == v || *end != '=' || id < 0 || id > INT32_MAX)) return true; /* already reported */
+            bn_cli_usage_error(cmd, "--logit-bias expects ID=BIAS (BIAS may be -inf), got '%s'", v);
+            return true;
+        }
+        bn_logit_bias *list = realloc((void *)sp->logit_bias, sizeof *list * ((size_t)sp->n_logit_bias + 1));
+        if (!list) { fprintf(stderr, "bitnet %s: out of memory\n", cmd); return true; }
+        list[sp->n_logit_bias].token = (int32_t)id;
+        list[sp->n_logit_bias].bias = (float)b;
+        sp->logit_bias = list;
+        sp->n_logit_bias++;
+        *ok = true;
     } else if (!strcmp(a, "--seed")) {
         char *end;
         errno = 0;
@@ -63,13 +83,51 @@ void bn_gen_sampling_help(FILE *f) {
             "  --repeat-last-n N     history window of the penalties (default 64, -1 = all)\n"
             "  --presence-penalty X  logit -= X if the token appeared\n"
             "  --frequency-penalty X logit -= X x times it appeared\n"
-            "  --seed S              random seed (default: from the clock; printed)\n");
+            "  --seed S              random seed (default: from the clock; printed)\n"
+            "  --logit-bias ID=B     add B to token ID's logit first (-inf bans it; repeatable)\n");
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid. */
+static size_t utf8_valid_len(const unsigned char *s, size_t n) {
+    unsigned char b = s[0];
+    if (b < 0x80) return 1;
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+    if (b >= 0xC2 && b <= 0xDF) need = 2;
+    else if (b >= 0xE0 && b <= 0xEF) { need = 3; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
+    else if (b >= 0xF0 && b <= 0xF4) { need = 4; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
+    else return 0;
+    if (n < need || s[1] < lo || s[1] > hi) return 0;
+    for (size_t k = 2; k < need; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    return need;
+}
+
+char *bn_gen_utf8_clean(const char *text, size_t len) {
+    if (len > ((size_t)1 << 30)) return NULL;
+    char *out = malloc(len * 3 + 1); /* each bad byte becomes 3 bytes */
+    if (!out) return NULL;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        size_t k = utf8_valid_len(s + i, len - i);
+        if (k) { memcpy(out + o, s + i, k); o += k; i += k; }
+        else { memcpy(out + o, "\xEF\xBF\xBD", 3); o += 3; i++; }
+    }
+    out[o] = '\0';
+    return out;
 }
 
 double bn_gen_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void bn_gen_sampling_free(bn_sampler_params *sp) {
+    free((void *)sp->logit_bias);
+    sp->logit_bias = NULL;
+    sp->n_logit_bias = 0;
 }
 
 uint64_t bn_gen_random_seed(void) {

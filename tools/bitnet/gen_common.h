@@ -10,6 +10,12 @@
 bool bn_gen_sampling_flag(const char *cmd, int argc, char **argv, int *i,
                           bn_sampler_params *sp, bool *seed_set, bool *ok);
 void bn_gen_sampling_help(FILE *f);
+/* Free the --logit-bias list the flags allocated. */
+void bn_gen_sampling_free(bn_sampler_params *sp);
+
+/* text[0..len) with every invalid UTF-8 sequence replaced by U+FFFD, as a
+ * NUL-terminated malloc'd string (JSON output must be valid UTF-8). */
+char *bn_gen_utf8_clean(const char *text, size_t len);
 
 /* Monotonic clock in seconds. */
 double bn_gen_now(void);
