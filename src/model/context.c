@@ -1,6 +1,7 @@
 /* context.c — contexts: creation, batches, logits, cache management. */
 #include "context.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,8 @@ void bn_context_free(bn_context *c) {
     bn_cuda_free(c->cuda);
 #endif
     void *bufs[] = {c->k_cache, c->v_cache, c->seq_len, c->x, c->xb, c->q, c->kx, c->vx, c->att,
-                    c->gate, c->up, c->q8, c->q8_scale, c->q8_sum, c->att_scratch, c->logits, c->logit_row};
+                    c->gate, c->up, c->q8, c->q8_scale, c->q8_sum, c->att_scratch, c->rope_inv_freq, c->rope_cs,
+                    c->logits, c->logit_row};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bn_aligned_free(bufs[i]);
     free(c);
 }
@@ -98,6 +100,11 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     c->q8_scale = zalloc(nb, sizeof(float), &ok);
     c->q8_sum = zalloc(nb, sizeof(int32_t), &ok);
     c->att_scratch = zalloc((size_t)c->n_threads * (size_t)c->n_ctx, sizeof(float), &ok);
+    c->rope_inv_freq = zalloc((size_t)hp->head_dim / 2, sizeof(float), &ok);
+    c->rope_cs = zalloc(nb * (size_t)hp->head_dim, sizeof(float), &ok);
+    /* inv_freq[i] = theta^(-2i/d), computed as transformers does in f32 */
+    for (int i = 0; ok && i < hp->head_dim / 2; i++)
+        c->rope_inv_freq[i] = 1.0f / powf(hp->rope_theta, (float)(2 * i) / (float)hp->head_dim);
     }
     if (!ok) {
         bn_error_prefix("creating a context (n_ctx %d, %d sequences, batch %d)", c->n_ctx, c->n_seq, c->n_chunk);

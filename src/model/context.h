@@ -27,6 +27,8 @@ struct bn_context {
     float   *q8_scale; /* [n_chunk]                                */
     int32_t *q8_sum;   /* [n_chunk]                                */
     float   *att_scratch; /* [n_threads, n_ctx]                    */
+    float   *rope_inv_freq; /* [head_dim/2], computed once         */
+    float   *rope_cs;  /* [n_chunk, head_dim] cos | sin per token  */
 
     /* results of the last bn_decode */
     float   *logits;       /* [n_rows, n_vocab]                    */

@@ -39,8 +39,74 @@ static void linear(bn_context *c, const bn_linear *l, int n, float *y) {
     }
 }
 
+/* RMSNorm of n rows. The sum of squares stays sequential on purpose: its
+ * last bit feeds the int8 rounding of the next BitLinear, and reordering it
+ * was seen to flip codes against transformers (hf-tiny bf16, seq33). */
 static void rmsnorm_rows(const float *x, const float *w, int n, int dim, float eps, float *out) {
-    for (int i = 0; i < n; i++) bn_ref_rmsnorm(x + (size_t)i * dim, w, dim, eps, out + (size_t)i * dim);
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + (size_t)i * dim;
+        float *o = out + (size_t)i * dim;
+        float ss = 0.0f;
+        for (int j = 0; j < dim; j++) ss += xr[j] * xr[j];
+        const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+#pragma omp simd
+        for (int j = 0; j < dim; j++) o[j] = w[j] * (xr[j] * inv);
+    }
+}
+
+/* cos/sin of pos * inv_freq for every token of the chunk, shared by all
+ * heads and layers (same f32 expressions as bn_ref_rope). */
+static void rope_tables(bn_context *c, int n, const int32_t *pos) {
+    const int half = c->m->hp.head_dim / 2;
+    for (int i = 0; i < n; i++) {
+        float *cs = c->rope_cs + (size_t)i * 2 * half;
+        for (int j = 0; j < half; j++) {
+            const float ang = (float)pos[i] * c->rope_inv_freq[j];
+            cs[j] = cosf(ang);
+            cs[half + j] = sinf(ang);
+        }
+    }
+}
+
+/* NeoX rotate-half on n_heads consecutive head vectors of one token. */
+static void rope_apply(float *v, int n_heads, int hd, const float *cs) {
+    const int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * hd;
+#pragma omp simd
+        for (int j = 0; j < half; j++) {
+            const float a = x[j], b = x[j + half], co = cs[j], si = cs[half + j];
+            x[j] = a * co - b * si;
+            x[j + half] = b * co + a * si;
+        }
+    }
+}
+
+/* One query head over n_kv cached positions (vectorized bn_ref_attend_head). */
+static void attend_head(const float *q, const float *K, const float *V, size_t ld, int n_kv, int hd, float scale,
+                        float *p, float *out) {
+    float mx = -INFINITY;
+    for (int t = 0; t < n_kv; t++) {
+        const float *kr = K + (size_t)t * ld;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int d = 0; d < hd; d++) dot += q[d] * kr[d];
+        p[t] = dot * scale;
+        mx = fmaxf(mx, p[t]);
+    }
+    float sum = 0.0f;
+    for (int t = 0; t < n_kv; t++) {
+        p[t] = expf(p[t] - mx);
+        sum += p[t];
+    }
+    const float inv = 1.0f / sum;
+    for (int d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int t = 0; t < n_kv; t++) {
+        const float *vr = V + (size_t)t * ld;
+        const float w = p[t] * inv;
+#pragma omp simd
+        for (int d = 0; d < hd; d++) out[d] += w * vr[d];
+    }
 }
 
 static void attention(bn_context *c, int layer, int n, const int32_t *seq, const int32_t *pos) {
@@ -50,8 +116,9 @@ static void attention(bn_context *c, int layer, int n, const int32_t *seq, const
     const float scale = 1.0f / sqrtf((float)hd);
     /* RoPE on q and k, then append k, v to each sequence's cache. */
     for (int i = 0; i < n; i++) {
-        for (int h = 0; h < nh; h++) bn_ref_rope(c->q + (size_t)i * hp->n_embd + (size_t)h * hd, hd, pos[i], hp->rope_theta);
-        for (int h = 0; h < hp->n_head_kv; h++) bn_ref_rope(c->kx + (size_t)i * kvd + (size_t)h * hd, hd, pos[i], hp->rope_theta);
+        const float *cs = c->rope_cs + (size_t)i * hd;
+        rope_apply(c->q + (size_t)i * hp->n_embd, nh, hd, cs);
+        rope_apply(c->kx + (size_t)i * kvd, hp->n_head_kv, hd, cs);
         memcpy(c->k_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->kx + (size_t)i * kvd, kvd * 4);
         memcpy(c->v_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->vx + (size_t)i * kvd, kvd * 4);
     }
@@ -61,8 +128,8 @@ static void attention(bn_context *c, int layer, int n, const int32_t *seq, const
         const int i = w / nh, h = w % nh, kvh = h / group;
         float *scratch = c->att_scratch + (size_t)omp_get_thread_num() * (size_t)c->n_ctx;
         const size_t base = bn_kv_offset(c, seq[i], layer, 0) + (size_t)kvh * hd;
-        bn_ref_attend_head(c->q + (size_t)i * hp->n_embd + (size_t)h * hd, c->k_cache + base, c->v_cache + base, kvd,
-                           pos[i] + 1, hd, scale, scratch, c->att + (size_t)i * hp->n_embd + (size_t)h * hd);
+        attend_head(c->q + (size_t)i * hp->n_embd + (size_t)h * hd, c->k_cache + base, c->v_cache + base, kvd,
+                    pos[i] + 1, hd, scale, scratch, c->att + (size_t)i * hp->n_embd + (size_t)h * hd);
     }
 }
 
@@ -108,6 +175,7 @@ bn_status bn_forward_chunk(bn_context *c, int n, const int32_t *tokens, const in
     const bool dump = c->hidden_dump && dump_offset < c->hidden_max;
 
     for (int i = 0; i < n; i++) bn_ref_embed(m->tok_embd, m->embd_type, e, tokens[i], c->x + (size_t)i * e);
+    rope_tables(c, n, pos);
     if (dump) dump_hidden(c, 0, n, dump_offset, c->x);
 
     for (int l = 0; l < hp->n_layer; l++) {
