@@ -33,7 +33,10 @@ $bin/bench_cuda_bw /tmp/r.gguf 2>&1 | tee -a "$out/summary.txt"
 b=$bin/bitnet
 run() { log "bitnet bench $*"; timeout 120 $b bench --device cuda -m /tmp/r.gguf "$@" 2>>"$out/bench_err.log" | tee -a "$out/summary.txt"; }
 run -p 0 -n 128 -r 5
+log "without programmatic dependent launch:"
+BITNET_CUDA_PDL=0 run -p 0 -n 128 -r 5
 run -p 512 -n 0 -r 5
+run -p 0 -n 64 -r 3 --seqs 4
 run -p 0 -n 64 -r 3 --seqs 8
 run -p 0 -n 64 -r 3 --seqs 32
 run -p 0 -n 64 -r 3 --seqs 64

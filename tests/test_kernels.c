@@ -321,6 +321,60 @@ static void test_qhead_quantizer(void) {
     }
 }
 
+/* bn_qhead_build: the same bytes as quantizing each (converted) row, for
+ * every source type and thread count; bad arguments fail with a message. */
+static void test_qhead_build(void) {
+    const int V = 37, E = 300;
+    float *ef = malloc(sizeof(float) * V * E);
+    uint16_t *e16 = malloc(sizeof(uint16_t) * V * E), *eb16 = malloc(sizeof(uint16_t) * V * E);
+    for (int i = 0; i < V * E; i++) {
+        ef[i] = rndf() * 0.3f;
+        if (i / E == 1) ef[i] = 0.0f;                            /* zero row  */
+        if (i / E == 2) ef[i] *= 1e-6f;                          /* f16 subnormal scales */
+        if (i / E == 3 && i % 50 == 0) ef[i] = 60000.0f;         /* outliers  */
+        if (i / E == 4 && i % 97 == 0) ef[i] = i % 2 ? NAN : -INFINITY;
+        e16[i] = bn_f32_to_f16(ef[i]);
+        eb16[i] = bn_f32_to_bf16(ef[i]);
+    }
+    const bn_type ts[3] = {BN_TYPE_F32, BN_TYPE_F16, BN_TYPE_BF16};
+    const void *src[3] = {ef, e16, eb16};
+    const int bits_list[3] = {8, 6, 4};
+    float row[300];
+    for (int ti = 0; ti < 3; ti++)
+        for (int bi = 0; bi < 3; bi++) {
+            bn_qhead Q;
+            void *mem = NULL;
+            CHECK_OK(bn_qhead_build(src[ti], ts[ti], V, E, bits_list[bi], 1 + bi % 2, &Q, &mem));
+            if (!mem) continue;
+            CHECK(Q.bits == bits_list[bi] && Q.nblk == bn_pad_k(E) / BN_QH_BLOCK &&
+                  Q.row_bytes == bn_qhead_row_bytes(bits_list[bi], E));
+            CHECK(bn_qhead_bytes(&Q) == (size_t)V * (Q.nblk * 2 + Q.row_bytes));
+            uint16_t sc[16];
+            uint8_t cd[512];
+            int bad = 0;
+            for (int v = 0; v < V; v++) {
+                for (int i = 0; i < E; i++)
+                    row[i] = ti == 0 ? ef[v * E + i] : ti == 1 ? bn_f16_to_f32(e16[v * E + i]) : bn_bf16_to_f32(eb16[v * E + i]);
+                bn_qhead_quantize_row(Q.bits, row, E, sc, cd);
+                if (memcmp(sc, Q.scales + (size_t)v * Q.nblk, sizeof(uint16_t) * (size_t)Q.nblk) ||
+                    memcmp(cd, Q.codes + (size_t)v * Q.row_bytes, Q.row_bytes))
+                    bad++;
+            }
+            CHECK_MSG(bad == 0, "qhead_build type %d bits %d: %d rows differ", (int)ts[ti], Q.bits, bad);
+            bn_aligned_free(mem);
+        }
+    bn_qhead Q;
+    void *mem = (void *)1;
+    CHECK(bn_qhead_build(ef, BN_TYPE_F32, V, E, 5, 1, &Q, &mem) == BN_ERR_INVALID_ARG && mem == NULL);
+    CHECK(strstr(bn_last_error(), "bits") != NULL);
+    CHECK(bn_qhead_build(ef, BN_TYPE_I2_S, V, E, 8, 1, &Q, &mem) == BN_ERR_INVALID_ARG);
+    CHECK(bn_qhead_build(ef, BN_TYPE_F32, 0, E, 8, 1, &Q, &mem) == BN_ERR_INVALID_ARG);
+    CHECK(bn_qhead_build(ef, BN_TYPE_F32, 1 << 30, 1 << 20, 8, 1, &Q, &mem) == BN_ERR_INVALID_ARG);
+    free(ef);
+    free(e16);
+    free(eb16);
+}
+
 /* Reference against a double-precision dot of the dequantized operands, then
  * every table against the reference. */
 static void check_qhead(const bn_kernels *kt, int bits, int n_embd, int V, int N, int v0, int v1) {
@@ -417,6 +471,7 @@ static void run_table(const char *name) {
 int main(void) {
     RUN(test_dispatch);
     RUN(test_qhead_quantizer);
+    RUN(test_qhead_build);
     fprintf(stderr, "-- table ref (quantized head reference vs exact dot)\n");
     test_qhead(bn_kernels_ref());
     run_table("avx2");

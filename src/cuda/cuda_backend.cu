@@ -66,6 +66,7 @@ struct bn_cuda_state {
     bool            gemm_ok;
     int             gemm_min_n;
     bool            pdl;      /* programmatic dependent launch (sm_90+)     */
+    bool            fuse;     /* decode GEMVs quantize their own input      */
     bn_cu_graph     graphs[BN_CU_NGRAPH];
     int             n_graphs;
     bool            graphs_off;
@@ -311,7 +312,7 @@ static bn_status create_buffers(bn_cuda_state *s) {
     /* flash-decoding splits: 256 positions, at most 32 splits */
     s->split_len = 256;
     if ((s->n_ctx + 255) / 256 > 32) s->split_len = ((s->n_ctx + 31) / 32 + 63) / 64 * 64;
-    if ((size_t)(s->split_len + hp->head_dim) * 4 > 46 * 1024)
+    if ((size_t)(s->split_len + 2 * hp->head_dim) * 4 > 46 * 1024)
         return bn_fail(BN_ERR_UNSUPPORTED, "cuda: n_ctx %d is too long for the attention kernel", s->n_ctx);
     s->n_split = (s->n_ctx + s->split_len - 1) / s->split_len;
     const uint64_t part = nc * hp->n_head * s->n_split * (uint64_t)(hp->head_dim + 2);
@@ -384,6 +385,8 @@ extern "C" bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_
         cudaDeviceProp p;
         const char *env = getenv("BITNET_CUDA_PDL");
         s->pdl = cudaGetDeviceProperties(&p, 0) == cudaSuccess && p.major >= 9 && !(env && !strcmp(env, "0"));
+        env = getenv("BITNET_CUDA_FUSE");
+        s->fuse = !(env && !strcmp(env, "0"));
     }
     if (st == BN_OK) st = upload_model(s);
     if (st == BN_OK) st = make_int8_copy(s);
@@ -418,29 +421,37 @@ static bn_status linear(bn_cuda_state *s, const bn_cu_linear *L, int n, float *y
     return BN_OK;
 }
 
+/* (RMSNorm +) quantize the n input rows, then the linear: for one token
+ * one fused kernel (unless BITNET_CUDA_FUSE=0), else two. */
+static bn_status norm_linear(bn_cuda_state *s, const bn_cu_linear *L, int n, const float *x, int ldx, const float *up,
+                             int act, const float *nw, int k, float *y, int ldy, bool add) {
+    if (n == 1 && s->fuse && bn_cu_tgemv_fused(s->st, s->pdl, L, x, up, act, nw, k, s->m->hp.rms_eps, y, add))
+        return BN_OK;
+    bn_cu_norm_quant(s->st, s->pdl, x, ldx, up, act, nw, k, s->m->hp.rms_eps, n, s->act);
+    return linear(s, L, n, y, ldy, add);
+}
+
 /* Everything from the embedding to the head's device logits (cnt rows of
  * the current group), on the stream; graph-capturable for n <= GRAPH_MAX_N. */
 static bn_status run_layers(bn_cuda_state *s, int n) {
     const bn_hparams *hp = &s->m->hp;
     const int e = hp->n_embd, f = hp->n_ff, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
     const int ldqkv = qd + 2 * kvd;
-    const float eps = hp->rms_eps;
     const int *tok = s->in, *seq = s->in + s->n_chunk, *pos = s->in + 2 * s->n_chunk;
     const int act = hp->act == BN_ACT_RELU2 ? 0 : 1;
     bn_status st = BN_OK;
     bn_cu_embed(s->st, s->embd, s->embd_type, e, tok, n, s->x);
     for (int l = 0; st == BN_OK && l < hp->n_layer; l++) {
         const bn_cu_layer *L = &s->layers[l];
-        bn_cu_norm_quant(s->st, s->pdl, s->x, e, NULL, 0, L->attn_norm, e, eps, n, s->act);
-        if ((st = linear(s, &L->qkv, n, s->qkv, ldqkv, false)) != BN_OK) break;
-        bn_cu_rope_store(s->st, s->pdl, s->qkv, ldqkv, s->inv_freq, pos, seq, n, &s->kv, l);
-        bn_cu_attention(s->st, s->pdl, s->qkv, ldqkv, pos, seq, n, &s->kv, l, s->split_len, s->n_split, s->part, s->counters, s->att, qd);
-        bn_cu_norm_quant(s->st, s->pdl, s->att, qd, NULL, 0, L->attn_sub, qd, eps, n, s->act);
-        if ((st = linear(s, &L->o, n, s->x, e, true)) != BN_OK) break;
-        bn_cu_norm_quant(s->st, s->pdl, s->x, e, NULL, 0, L->ffn_norm, e, eps, n, s->act);
-        if ((st = linear(s, &L->gu, n, s->gu, 2 * f, false)) != BN_OK) break;
-        bn_cu_norm_quant(s->st, s->pdl, s->gu, 2 * f, s->gu + f, act, L->ffn_sub, f, eps, n, s->act);
-        if ((st = linear(s, &L->down, n, s->x, e, true)) != BN_OK) break;
+        if ((st = norm_linear(s, &L->qkv, n, s->x, e, NULL, 0, L->attn_norm, e, s->qkv, ldqkv, false)) != BN_OK) break;
+        const bool fused_rope = n == 1 && s->fuse;
+        if (!fused_rope) bn_cu_rope_store(s->st, s->pdl, s->qkv, ldqkv, s->inv_freq, pos, seq, n, &s->kv, l);
+        bn_cu_attention(s->st, s->pdl, s->qkv, ldqkv, pos, seq, n, &s->kv, l, s->split_len, s->n_split, s->part,
+                        s->counters, s->att, qd, fused_rope ? s->inv_freq : NULL);
+        if ((st = norm_linear(s, &L->o, n, s->att, qd, NULL, 0, L->attn_sub, qd, s->x, e, true)) != BN_OK) break;
+        if ((st = norm_linear(s, &L->gu, n, s->x, e, NULL, 0, L->ffn_norm, e, s->gu, 2 * f, false)) != BN_OK) break;
+        if ((st = norm_linear(s, &L->down, n, s->gu, 2 * f, s->gu + f, act, L->ffn_sub, f, s->x, e, true)) != BN_OK)
+            break;
     }
     return st;
 }

@@ -57,6 +57,12 @@ void bn_cu_expand(cudaStream_t st, const uint8_t *W, int M, int Kp, int8_t *out)
  * for the n tokens: dp4a kernel (weights read once per tile of 8 tokens). */
 void bn_cu_tgemv(cudaStream_t st, bool pdl, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add);
 
+/* The one-token product with the input's (RMSNorm +) quantization fused
+ * in (inputs as bn_cu_norm_quant's, one row): y[m] (=, +=) W(q(x))[m].
+ * Returns false (nothing launched) when the row does not fit shared memory. */
+bool bn_cu_tgemv_fused(cudaStream_t st, bool pdl, const bn_cu_linear *L, const float *x, const float *up, int act,
+                       const float *nw, int k, float eps, float *y, bool add);
+
 /* Same product through int8 tensor cores: cuBLAS int8 GEMM of L->w8 (or of
  * W expanded into `wexp` [M, Kp] when there is no resident int8 copy) into
  * `acc` ([n, M] int32), then the scale. */
@@ -82,7 +88,9 @@ void bn_cu_rope_store(cudaStream_t st, bool pdl, float *qkv, int ld, const float
  * floats; counters: n*n_head ints, zero (and left zero). */
 void bn_cu_attention(cudaStream_t st, bool pdl, const float *qkv, int ld, const int *pos, const int *seq, int n,
                      const bn_cu_kv *kv, int layer, int split_len, int n_split, float *part, int *counters,
-                     float *out, int ldo);
+                     float *out, int ldo, const float *inv_freq);
+/* inv_freq != NULL (n == 1 only): RoPE and the cache store fused in, no
+ * bn_cu_rope_store before it. */
 
 /* Final RMSNorm of the gathered rows x[rows[j]] into f16 h [cnt, e]. */
 void bn_cu_head_norm(cudaStream_t st, bool pdl, const float *x, int e, const int *rows, int cnt, const float *w, float eps,

@@ -282,6 +282,104 @@ __global__ void __launch_bounds__(128) k_tgemv(const uint4 *__restrict__ W, int 
     }
 }
 
+/* The decode GEMV (one token) with the producer's (RMSNorm +) int8
+ * quantization fused in as a prologue: every block normalizes and quantizes
+ * the input row itself into shared memory (the row is in L2; the weight
+ * loads of the first pass are already in flight), so the separate
+ * norm_quant kernel and its launch (~5 us each, 4 per layer) disappear.
+ * Same numerics as k_norm_quant_reg up to the f32 order of the sum of
+ * squares. Dynamic shared memory: k floats + kp bytes. */
+template <bool ADD, int LPR>
+__global__ void __launch_bounds__(128) k_tgemv_fused(const uint4 *__restrict__ W, int M, int cpr,
+                                                      const float *__restrict__ rscale, const float *x,
+                                                      const float *up, int act, const float *nw, int k, float eps,
+                                                      float *__restrict__ y) {
+    constexpr int U = 8, RPW = 32 / LPR;
+    extern __shared__ float fsm[];
+    __shared__ float red[32];
+    __shared__ int ired[32];
+    const int kp = cpr * 64;
+    float *xv = fsm;
+    int8_t *qs = reinterpret_cast<int8_t *>(fsm + k);
+    const int lane = threadIdx.x & 31, sl = lane % LPR;
+    const int row = (blockIdx.x * 4 + (threadIdx.x >> 5)) * RPW + lane / LPR;
+    const bool ok = row < M;
+    const uint4 *wr = W + (size_t)(ok ? row : 0) * cpr;
+    uint4 wv[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int c = u * LPR + sl;
+        if (ok && c < cpr) wv[u] = __ldg(wr + c);
+    }
+    const float rs = ok ? rscale[row] : 0.0f;
+    griddep_wait();
+    griddep_launch();
+    /* prologue: the row into shared memory, (norm,) quantize */
+    float ss = 0.0f;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < k; i += 128) {
+        const float v = act_value(x, up, act, i);
+        xv[i] = v;
+        ss = __fadd_rn(ss, __fmul_rn(v, v));
+    }
+    float inv = 1.0f;
+    if (nw) {
+        ss = block_sum(ss, red);
+        inv = __fdiv_rn(1.0f, sqrtf(__fadd_rn(__fdiv_rn(ss, (float)k), eps)));
+    }
+    float amax = 0.0f;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < k; i += 128) {
+        float v = xv[i];
+        if (nw) {
+            v = __fmul_rn(nw[i], __fmul_rn(v, inv));
+            xv[i] = v;
+        }
+        amax = fmaxf(amax, fabsf(v));
+    }
+    amax = fmaxf(block_max(amax, red), 1e-5f);
+    const float s = __fmul_rn(__fdiv_rn(1.0f, amax), 127.0f);
+    int sum = 0;
+    for (int i = threadIdx.x; i < kp; i += 128) {
+        const int c = i < k ? (int)fminf(fmaxf(rintf(__fmul_rn(xv[i], s)), -128.0f), 127.0f) : 0;
+        qs[i] = (int8_t)c;
+        sum += c;
+    }
+    sum = block_isum(sum, ired); /* its barriers also publish qs */
+    const float xs = __fdiv_rn(1.0f, s);
+    int acc = 0;
+    for (int c0 = 0; c0 < cpr; c0 += LPR * U) {
+        if (c0 > 0) {
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int c = c0 + u * LPR + sl;
+                if (ok && c < cpr) wv[u] = __ldg(wr + c);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int c = c0 + u * LPR + sl;
+            if (!ok || c >= cpr) break;
+            const int8_t *qr = qs + (c >> 1) * 128 + (c & 1) * 16;
+#pragma unroll
+            for (int g = 0; g < 4; g++) {
+                const int4 a = *reinterpret_cast<const int4 *>(qr + g * 32);
+                const int sh = 6 - 2 * g;
+                acc = __dp4a((int)((wv[u].x >> sh) & 0x03030303u), a.x, acc);
+                acc = __dp4a((int)((wv[u].y >> sh) & 0x03030303u), a.y, acc);
+                acc = __dp4a((int)((wv[u].z >> sh) & 0x03030303u), a.z, acc);
+                acc = __dp4a((int)((wv[u].w >> sh) & 0x03030303u), a.w, acc);
+            }
+        }
+    }
+#pragma unroll
+    for (int o = LPR / 2; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (ok && sl == 0) {
+        const float r = __fmul_rn(__fmul_rn((float)(acc - sum), rs), xs);
+        y[row] = ADD ? __fadd_rn(y[row], r) : r;
+    }
+}
+
 /* One thread per weight byte: four int8 weights (code - 1) out. */
 __global__ void k_expand(const uint8_t *W, size_t nbytes, int rb, int kp, int8_t *out) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nbytes; i += (size_t)gridDim.x * blockDim.x) {
@@ -372,10 +470,10 @@ __global__ void k_rope_store(float *qkv, int ld, const float *inv_freq, const in
  * output; otherwise each split writes (o[hd], m, l) and the last split of
  * its (token, head) to finish (a counter, reset by that block) combines
  * them, so no second kernel is launched (v1: a combine kernel, 4 us). */
-template <typename T>
+template <typename T, bool ROPE>
 __global__ void k_attn_split(const float *qkv, int ld, const int *pos, const int *seq, bn_cu_kv kv, int layer,
                              int split_len, int n_split, float scale, float *part, int *counters, float *att,
-                             int ldo) {
+                             int ldo, const float *inv_freq) {
     extern __shared__ float smem[];
     __shared__ float red[32];
     __shared__ int last;
@@ -387,18 +485,49 @@ __global__ void k_attn_split(const float *qkv, int ld, const int *pos, const int
     const int ns = (n_kv + split_len - 1) / split_len;
     if (sp >= ns) return; /* only splits holding positions 0..pos take part */
     const int len = min(split_len, n_kv - start);
-    float *qs = smem, *s = smem + hd;
+    float *qs = smem, *s = smem + hd, *ks = smem + hd + split_len;
     const float *qr = qkv + (size_t)t * ld + (size_t)h * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qr[d];
-    __syncthreads();
+    /* ROPE (one token): RoPE fused in. q is rotated on load, the token's own
+     * k (rotated) and v come from the qkv row instead of the cache, and one
+     * block per kv head (the first q head of its group, in the last split)
+     * stores them into the cache for later steps. No block of this launch
+     * reads the cache at position pos, so there is no race. */
+    const float *vrow = qkv + (size_t)t * ld + (size_t)(kv.n_head * hd + kvd) + (size_t)kvh * hd;
     const size_t base = (((size_t)seq[t] * kv.n_layer + layer) * kv.n_ctx) * kvd + (size_t)kvh * hd;
+    if (ROPE) {
+        const int half = hd / 2, p = n_kv - 1;
+        const float *kr0 = qkv + (size_t)t * ld + (size_t)kv.n_head * hd + (size_t)kvh * hd;
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            const float ang = __fmul_rn((float)p, inv_freq[i]);
+            const float c = cosf(ang), sn = sinf(ang);
+            float a = qr[i], b = qr[i + half];
+            qs[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, sn));
+            qs[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, sn));
+            a = kr0[i];
+            b = kr0[i + half];
+            ks[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, sn));
+            ks[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, sn));
+        }
+        __syncthreads();
+        if (sp == ns - 1 && h % (kv.n_head / kv.n_head_kv) == 0) {
+            T *Kc = (T *)kv.k + base + (size_t)p * kvd, *Vc = (T *)kv.v + base + (size_t)p * kvd;
+            for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+                kv_put(Kc + d, ks[d]);
+                kv_put(Vc + d, vrow[d]);
+            }
+        }
+    } else {
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) qs[d] = qr[d];
+        __syncthreads();
+    }
     const T *K = (const T *)kv.k + base, *V = (const T *)kv.v + base;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int j = warp; j < len; j += nw) {
         const T *kr = K + (size_t)(start + j) * kvd;
+        const bool own = ROPE && start + j == n_kv - 1;
         float dot = 0.0f;
         for (int d2 = lane; d2 < hd / 2; d2 += 32) {
-            const float2 kf = kv_get2(kr + 2 * d2);
+            const float2 kf = own ? make_float2(ks[2 * d2], ks[2 * d2 + 1]) : kv_get2(kr + 2 * d2);
             dot += qs[2 * d2] * kf.x + qs[2 * d2 + 1] * kf.y;
         }
         dot = warp_sum(dot);
@@ -421,7 +550,9 @@ __global__ void k_attn_split(const float *qkv, int ld, const int *pos, const int
     float *out = part_th + (size_t)sp * (hd + 2);
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < len; j++) acc += s[j] * kv_get(V + (size_t)(start + j) * kvd + d);
+        const int jn = ROPE && sp == ns - 1 ? len - 1 : len; /* ROPE: the last position from vrow */
+        for (int j = 0; j < jn; j++) acc += s[j] * kv_get(V + (size_t)(start + j) * kvd + d);
+        if (jn < len) acc += s[len - 1] * vrow[d];
         if (ns == 1) dst[d] = acc * (1.0f / l);
         else out[d] = acc;
     }
@@ -530,6 +661,31 @@ static void tgemv_nt(cudaStream_t st, bool pdl, const bn_cu_linear *L, bn_cu_act
     else tgemv_lpr<NT, 32>(st, pdl, L, a, n, y, ldy, add);
 }
 
+template <int LPR>
+static void tgemv_fused_lpr(cudaStream_t st, bool pdl, const bn_cu_linear *L, const float *x, const float *up, int act,
+                            const float *nw, int k, float eps, float *y, bool add) {
+    const int rows_per_block = 4 * (32 / LPR);
+    const dim3 grid((unsigned)((L->M + rows_per_block - 1) / rows_per_block));
+    const int cpr = L->Kp / 64;
+    const size_t smem = (size_t)k * 4 + (size_t)L->Kp;
+    if (add)
+        launch(pdl, st, grid, dim3(128), smem, k_tgemv_fused<true, LPR>, L->w, L->M, cpr, L->rscale, x, up, act, nw, k,
+               eps, y);
+    else
+        launch(pdl, st, grid, dim3(128), smem, k_tgemv_fused<false, LPR>, L->w, L->M, cpr, L->rscale, x, up, act, nw, k,
+               eps, y);
+}
+
+bool bn_cu_tgemv_fused(cudaStream_t st, bool pdl, const bn_cu_linear *L, const float *x, const float *up, int act,
+                       const float *nw, int k, float eps, float *y, bool add) {
+    if ((size_t)k * 4 + (size_t)L->Kp > 46 * 1024 || k > L->Kp) return false;
+    const int cpr = L->Kp / 64;
+    if (cpr <= 64) tgemv_fused_lpr<8>(st, pdl, L, x, up, act, nw, k, eps, y, add);
+    else if (cpr <= 128) tgemv_fused_lpr<16>(st, pdl, L, x, up, act, nw, k, eps, y, add);
+    else tgemv_fused_lpr<32>(st, pdl, L, x, up, act, nw, k, eps, y, add);
+    return true;
+}
+
 void bn_cu_tgemv(cudaStream_t st, bool pdl, const bn_cu_linear *L, bn_cu_act a, int n, float *y, int ldy, bool add) {
     if (n == 1) tgemv_nt<1>(st, pdl, L, a, n, y, ldy, add);
     else if (n == 2) tgemv_nt<2>(st, pdl, L, a, n, y, ldy, add);
@@ -577,16 +733,24 @@ void bn_cu_rope_store(cudaStream_t st, bool pdl, float *qkv, int ld, const float
 
 void bn_cu_attention(cudaStream_t st, bool pdl, const float *qkv, int ld, const int *pos, const int *seq, int n,
                      const bn_cu_kv *kv, int layer, int split_len, int n_split, float *part, int *counters,
-                     float *out, int ldo) {
+                     float *out, int ldo, const float *inv_freq) {
     const dim3 grid((unsigned)n_split, (unsigned)kv->n_head, (unsigned)n);
-    const size_t smem = (size_t)(kv->head_dim + split_len) * sizeof(float);
+    const bool rope = inv_freq != NULL;
+    const size_t smem = (size_t)(kv->head_dim * (rope ? 2 : 1) + split_len) * sizeof(float);
     const float scale = 1.0f / sqrtf((float)kv->head_dim);
-    if (kv->f16)
-        launch(pdl, st, grid, dim3(128), smem, k_attn_split<__half>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
-               scale, part, counters, out, ldo);
+    const dim3 b(128);
+    if (kv->f16 && rope)
+        launch(pdl, st, grid, b, smem, k_attn_split<__half, true>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
+               scale, part, counters, out, ldo, inv_freq);
+    else if (kv->f16)
+        launch(pdl, st, grid, b, smem, k_attn_split<__half, false>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
+               scale, part, counters, out, ldo, inv_freq);
+    else if (rope)
+        launch(pdl, st, grid, b, smem, k_attn_split<float, true>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
+               scale, part, counters, out, ldo, inv_freq);
     else
-        launch(pdl, st, grid, dim3(128), smem, k_attn_split<float>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
-               scale, part, counters, out, ldo);
+        launch(pdl, st, grid, b, smem, k_attn_split<float, false>, qkv, ld, pos, seq, *kv, layer, split_len, n_split,
+               scale, part, counters, out, ldo, inv_freq);
 }
 
 void bn_cu_head_norm(cudaStream_t st, bool pdl, const float *x, int e, const int *rows, int cnt, const float *w,

@@ -23,13 +23,14 @@ bn_perplexity_params bn_perplexity_default_params(void) {
     return p;
 }
 
-/* -log softmax(logits)[target], in double */
+/* -log softmax(logits)[target]: expf per entry as llama.cpp does, the sum
+ * in double */
 static double token_nll(const float *logits, int32_t n_vocab, int32_t target) {
     float mx = logits[0];
     for (int32_t i = 1; i < n_vocab; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0.0;
-    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - (double)mx);
+    for (int32_t i = 0; i < n_vocab; i++) sum += (double)expf(logits[i] - mx);
     return -((double)logits[target] - (double)mx - log(sum));
 }
 

@@ -170,28 +170,56 @@ static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsu
 #define G2_NR 4
 #define G2_KC 512
 
-static void unpack_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, uint8_t *buf) {
+BN_INLINE void store_groups(uint8_t *o, __m256i x, __m256i m3) {
+    _mm256_store_si256((__m256i *)(o + 0 * 8 * G2_ROWS * 4), _mm256_and_si256(_mm256_srli_epi32(x, 6), m3));
+    _mm256_store_si256((__m256i *)(o + 1 * 8 * G2_ROWS * 4), _mm256_and_si256(_mm256_srli_epi32(x, 4), m3));
+    _mm256_store_si256((__m256i *)(o + 2 * 8 * G2_ROWS * 4), _mm256_and_si256(_mm256_srli_epi32(x, 2), m3));
+    _mm256_store_si256((__m256i *)(o + 3 * 8 * G2_ROWS * 4), _mm256_and_si256(x, m3));
+}
+
+BN_INLINE __m256i load_row_block(const uint8_t *p, int valid) {
+    return valid ? _mm256_loadu_si256((const __m256i *)p) : _mm256_setzero_si256();
+}
+
+/* One 32-byte block of 8 rows (rows >= rv read as code 0) transposed to 8
+ * vectors "dword d of rows 0..7" (8x8 dword transpose: gathers are slow on
+ * several AVX2 CPUs), codes fixed and split into groups at o. */
+static void unpack8(const uint8_t *base, size_t rb, int rv, uint8_t *o) {
     const __m256i c_aa = _mm256_set1_epi8((char)0xAA), m3 = _mm256_set1_epi8(3);
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32((int)rb));
+#define UP_LD(i) const __m256i z##i = fix_codes(load_row_block(base + (size_t)(i) * rb, (i) < rv), c_aa);
+    UP_LD(0) UP_LD(1) UP_LD(2) UP_LD(3) UP_LD(4) UP_LD(5) UP_LD(6) UP_LD(7)
+#undef UP_LD
+    const __m256i t0 = _mm256_unpacklo_epi32(z0, z1), t1 = _mm256_unpackhi_epi32(z0, z1);
+    const __m256i t2 = _mm256_unpacklo_epi32(z2, z3), t3 = _mm256_unpackhi_epi32(z2, z3);
+    const __m256i t4 = _mm256_unpacklo_epi32(z4, z5), t5 = _mm256_unpackhi_epi32(z4, z5);
+    const __m256i t6 = _mm256_unpacklo_epi32(z6, z7), t7 = _mm256_unpackhi_epi32(z6, z7);
+    /* u0: 128-bit lanes = d0 rows 0-3, d4 rows 0-3 (u4: rows 4-7) */
+    const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    store_groups(o + 0 * G2_ROWS * 4, _mm256_permute2x128_si256(u0, u4, 0x20), m3);
+    store_groups(o + 4 * G2_ROWS * 4, _mm256_permute2x128_si256(u0, u4, 0x31), m3);
+    store_groups(o + 1 * G2_ROWS * 4, _mm256_permute2x128_si256(u1, u5, 0x20), m3);
+    store_groups(o + 5 * G2_ROWS * 4, _mm256_permute2x128_si256(u1, u5, 0x31), m3);
+    store_groups(o + 2 * G2_ROWS * 4, _mm256_permute2x128_si256(u2, u6, 0x20), m3);
+    store_groups(o + 6 * G2_ROWS * 4, _mm256_permute2x128_si256(u2, u6, 0x31), m3);
+    store_groups(o + 3 * G2_ROWS * 4, _mm256_permute2x128_si256(u3, u7, 0x20), m3);
+    store_groups(o + 7 * G2_ROWS * 4, _mm256_permute2x128_si256(u3, u7, 0x31), m3);
+}
+
+/* Unpack rows [0, rows) of the panel, blocks [b0, b0 + nb), into buf. */
+static void unpack_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, uint8_t *buf) {
     for (int v = 0; v < G2_ROWS / 8; v++) {
         const int rv = rows - 8 * v;
-        const __m256i mask = tail_mask8(rv < 0 ? 0 : rv > 8 ? 8 : rv);
-        const uint8_t *wv = w + (size_t)(8 * v) * rb;
         for (int b = 0; b < nb; b++) {
-            const uint8_t *base = wv + 32 * (size_t)(b0 + b);
-            for (int d = 0; d < 8; d++) {
-                __m256i x = rv > 0 ? _mm256_mask_i32gather_epi32(_mm256_setzero_si256(),
-                                                                 (const int *)(base + 4 * d), idx,
-                                                                 mask, 1)
-                                   : _mm256_setzero_si256();
-                x = fix_codes(x, c_aa);
-                uint8_t *o = buf + (size_t)(32 * b + d) * (G2_ROWS * 4) + 32 * v;
-                _mm256_store_si256((__m256i *)(o + 0 * 8 * G2_ROWS * 4), _mm256_and_si256(_mm256_srli_epi32(x, 6), m3));
-                _mm256_store_si256((__m256i *)(o + 1 * 8 * G2_ROWS * 4), _mm256_and_si256(_mm256_srli_epi32(x, 4), m3));
-                _mm256_store_si256((__m256i *)(o + 2 * 8 * G2_ROWS * 4), _mm256_and_si256(_mm256_srli_epi32(x, 2), m3));
-                _mm256_store_si256((__m256i *)(o + 3 * 8 * G2_ROWS * 4), _mm256_and_si256(x, m3));
+            uint8_t *o = buf + (size_t)(32 * b) * (G2_ROWS * 4) + 32 * v;
+            if (rv <= 0) {
+                for (int j = 0; j < 32; j++)
+                    _mm256_store_si256((__m256i *)(o + (size_t)j * G2_ROWS * 4), _mm256_setzero_si256());
+                continue;
             }
+            unpack8(w + (size_t)(8 * v) * rb + 32 * (size_t)(b0 + b), rb, rv, o);
         }
     }
 }

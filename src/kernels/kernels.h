@@ -102,6 +102,14 @@ size_t bn_qhead_row_bytes(int bits, int n_embd);
  * (c = 0 where d == 0). */
 void bn_qhead_quantize_row(int bits, const float *x, int n_embd, uint16_t *scales, uint8_t *codes);
 
+/* Quantize a whole embedding matrix E [n_vocab, n_embd] (F32, F16 or BF16)
+ * into *out with n_threads threads (qhead.c). *storage is the one allocation
+ * behind out->scales and out->codes: free it with bn_aligned_free. */
+bn_status bn_qhead_build(const void *E, bn_type et, int n_vocab, int n_embd, int bits,
+                         int n_threads, bn_qhead *out, void **storage);
+/* Bytes a quantized head reads per token (scales + codes). */
+size_t bn_qhead_bytes(const bn_qhead *q);
+
 /* hq: [n_tokens, Kp] from quantize_act(h), h_scale its scales. */
 typedef void (*bn_qhead_fn)(const bn_qhead *E, const int8_t *hq, size_t ldq,
                             const float *h_scale, int n_tokens, float *logits, size_t ldl,

@@ -22,6 +22,20 @@ assert meta['tokenizer'] == 'bytes'
 tot = meta['train_tokens'] + meta['val_tokens']
 assert meta['val_tokens'] == tot - int(tot * 0.9)
 PY
+# with the project tokenizer: uint32 ids, documents of a .jsonl separated by EOS
+TOK=tests/data/tokenizer/llama3.tiktoken
+if [ -f "${BN_SOURCE_DIR:-.}/$TOK" ]; then
+  printf '{"text": "hello world"}\n\n{"text": "second doc"}\n' > "$T/s.jsonl"
+  "$BIN" data prepare -t "${BN_SOURCE_DIR:-.}/$TOK" -i "$T/s.jsonl" -o "$T/tk" --val-fraction 0 > /dev/null
+  python3 - "$T/tk/train.bin" <<'PY'
+import sys, struct
+raw = open(sys.argv[1], 'rb').read()
+magic, ver, width, count, vocab, _ = struct.unpack('<8sIIQII', raw[:32])
+ids = struct.unpack('<%dI' % count, raw[32:])
+# tiktoken (LLaMA 3): "hello world" = 15339 1917, "second doc" = 5686 4733, EOS 128001
+assert width == 4 and vocab == 128256 and ids == (15339, 1917, 128001, 5686, 4733, 128001), ids
+PY
+fi
 COMMON=(--preset tiny --data "$T/d" --batch 2 --seq 32 --accum 2 --steps 8 --lr 3e-3
         --lr-schedule cosine --warmup 2 --grad-clip 0.5 --eval-every 2 --eval-batches 2
         --sample-every 4 --sample-len 8 --seed 5 --threads 1 --quiet)

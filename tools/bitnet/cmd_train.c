@@ -337,6 +337,12 @@ static double sgemm_rate(int M, int N, int K) {
     return gf;
 }
 
+static bool weights_finite(const bn_tr_model *m) {
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->w[i])) return false;
+    return true;
+}
+
 static int train_loop(run *r) {
     opts *o = r->o;
     bn_tr_model *m = r->m;
@@ -430,6 +436,19 @@ static int train_loop(run *r) {
         }
         if (o->sample_every && r->st.step % o->sample_every == 0) sample_text(r);
         if (o->ckpt && ((o->ckpt_every && r->st.step % o->ckpt_every == 0) || r->st.step == end)) {
+            /* an update can overflow the weights before any loss shows it: never
+             * replace a good checkpoint by one holding Inf/NaN */
+            if (!weights_finite(m)) {
+                fprintf(stderr, "bitnet train: the weights hold Inf/NaN after step %lld; stopping. ",
+                        (long long)r->st.step);
+                if (r->last_good_ckpt > 0)
+                    fprintf(stderr, "The last good checkpoint is %s (step %lld).\n", o->ckpt,
+                            (long long)r->last_good_ckpt);
+                else
+                    fprintf(stderr, "No checkpoint was written.\n");
+                rc = 1;
+                goto out;
+            }
             if (bn_tr_checkpoint_save(o->ckpt, m, &r->opt, &r->st) != BN_OK) {
                 rc = bn_cli_fail("checkpoint");
                 goto out;
@@ -457,7 +476,12 @@ static int train_loop(run *r) {
             }
         }
     }
-    if (o->save && bn_tr_save_safetensors(m, o->save) != BN_OK) rc = bn_cli_fail("save");
+    if (o->save && !weights_finite(m)) {
+        fprintf(stderr, "bitnet train: the weights hold Inf/NaN; not saving %s\n", o->save);
+        rc = 1;
+    } else if (o->save && bn_tr_save_safetensors(m, o->save) != BN_OK) {
+        rc = bn_cli_fail("save");
+    }
 out:
     free(tok);
     return rc;
