@@ -103,6 +103,9 @@ typedef struct bn_context bn_context;
 
 typedef struct bn_model_params {
     bool      use_mmap;   /* map weights read-only where the layout allows   */
+    int32_t   head_bits;  /* tied output head: 0 = the file's type (exact),
+                             8, 6 or 4 = rows quantized at load (fewer bytes
+                             per decoded token, see docs/PERFORMANCE.md)     */
     bn_logger logger;
 } bn_model_params;
 
@@ -130,7 +133,9 @@ typedef struct bn_model_info {
     int32_t  eos_id;
     bn_type  embd_type;        /* type of the token embedding / tied head   */
     uint64_t n_params;
-    uint64_t weight_bytes;     /* bytes the weights occupy                  */
+    uint64_t weight_bytes;     /* bytes a decode step reads: ternary linears,
+                                  norms and the whole tied head            */
+    int32_t  head_bits;        /* 0: head in embd_type, else 8/6/4-bit rows */
 } bn_model_info;
 
 void bn_model_get_info(const bn_model *model, bn_model_info *info);

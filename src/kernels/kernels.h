@@ -99,7 +99,7 @@ typedef struct bn_qhead {
 size_t bn_qhead_row_bytes(int bits, int n_embd);
 /* Quantize one f32 row (n_embd values) into nblk f16 scales and row codes:
  * per block d = f16(absmax / qmax), c = clamp(rint(x / d), -qmax, qmax)
- * (c = 0 where d == 0). */
+ * (c = 0 where d is 0 or not finite; NaN inputs give -qmax). */
 void bn_qhead_quantize_row(int bits, const float *x, int n_embd, uint16_t *scales, uint8_t *codes);
 
 /* Quantize a whole embedding matrix E [n_vocab, n_embd] (F32, F16 or BF16)
@@ -110,7 +110,8 @@ bn_status bn_qhead_build(const void *E, bn_type et, int n_vocab, int n_embd, int
 /* Bytes a quantized head reads per token (scales + codes). */
 size_t bn_qhead_bytes(const bn_qhead *q);
 
-/* hq: [n_tokens, Kp] from quantize_act(h), h_scale its scales. */
+/* hq: [n_tokens, Kp] from quantize_act(h) (zero-padded; values in
+ * [-127, 127] except for NaN inputs), h_scale its scales. */
 typedef void (*bn_qhead_fn)(const bn_qhead *E, const int8_t *hq, size_t ldq,
                             const float *h_scale, int n_tokens, float *logits, size_t ldl,
                             int v0, int v1);

@@ -158,11 +158,15 @@ static void head(bn_context *c, int n, const int32_t *out_rows) {
     /* Rows needing logits are consecutive in the output (assigned in order). */
     float *dst = c->logits + (size_t)rows[0] * (size_t)V;
     const bn_kernels *k = c->k;
+    const bool quantized = m->qhead.bits != 0;
+    if (quantized) quantize(c, c->xb, (size_t)e, e, cnt); /* int8 hidden for the 8/6/4-bit head */
+    const size_t kp = (size_t)bn_pad_k(e);
 #pragma omp parallel num_threads(c->n_threads)
     {
         const int t = omp_get_thread_num(), T = omp_get_num_threads();
         const int v0 = (int)((long)V * t / T), v1 = (int)((long)V * (t + 1) / T);
-        k->head(m->tok_embd, m->embd_type, e, c->xb, (size_t)e, cnt, dst, (size_t)V, v0, v1);
+        if (quantized) k->qhead(&m->qhead, c->q8, kp, c->q8_scale, cnt, dst, (size_t)V, v0, v1);
+        else k->head(m->tok_embd, m->embd_type, e, c->xb, (size_t)e, cnt, dst, (size_t)V, v0, v1);
     }
 }
 

@@ -90,6 +90,13 @@ bn_status bn_model_load(const char *path, const bn_model_params *params, bn_mode
     m->path = bn_strdup(path);
     bn_status st = m->path ? BN_OK : BN_ERR_NOMEM;
     if (st == BN_OK) st = is_dir(path) ? bn_model_load_hf(m, path, &p) : bn_model_load_gguf(m, path, &p);
+    if (st == BN_OK && p.head_bits) {
+        if (p.head_bits != 8 && p.head_bits != 6 && p.head_bits != 4)
+            st = bn_fail(BN_ERR_INVALID_ARG, "head_bits must be 0, 8, 6 or 4, got %d", p.head_bits);
+        else
+            st = bn_qhead_build(m->tok_embd, m->embd_type, m->hp.n_vocab, m->hp.n_embd, p.head_bits, bn_cpu_count(),
+                                &m->qhead, &m->qhead_storage);
+    }
     if (st != BN_OK) {
         bn_model_free(m);
         return st;
@@ -101,6 +108,7 @@ bn_status bn_model_load(const char *path, const bn_model_params *params, bn_mode
 void bn_model_free(bn_model *m) {
     if (!m) return;
     bn_alloc_list_free(&m->owned);
+    bn_aligned_free(m->qhead_storage);
     bn_gguf_free(m->gguf);
     bn_st_free(m->st);
     free(m->path);
@@ -136,5 +144,7 @@ void bn_model_get_info(const bn_model *m, bn_model_info *info) {
         for (int j = 0; j < 7; j++) lin_bytes += bn_t2r_row_bytes(ls[j]->n_in) * (uint64_t)ls[j]->n_out;
     }
     const uint64_t esz = m->embd_type == BN_TYPE_F32 ? 4 : 2;
-    info->weight_bytes = lin_bytes + (uint64_t)hp->n_vocab * e * esz + (uint64_t)hp->n_layer * per_layer_norm * 4 + e * 4;
+    const uint64_t head_bytes = m->qhead.bits ? (uint64_t)bn_qhead_bytes(&m->qhead) : (uint64_t)hp->n_vocab * e * esz;
+    info->head_bits = m->qhead.bits;
+    info->weight_bytes = lin_bytes + head_bytes + (uint64_t)hp->n_layer * per_layer_norm * 4 + e * 4;
 }

@@ -58,6 +58,8 @@ struct bn_model {
     const void *tok_embd;     /* [n_vocab, n_embd] of type embd_type; tied head */
     bn_type     embd_type;    /* F32, F16 or BF16                       */
     const float *output_norm; /* [n_embd]                               */
+    bn_qhead     qhead;       /* quantized head when qhead.bits != 0    */
+    void        *qhead_storage;
 
     /* provenance and storage */
     char           source[16];  /* "gguf" | "hf-packed" | "hf-bf16" | "hf-f32" */

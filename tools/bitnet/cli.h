@@ -26,6 +26,11 @@ bool bn_cli_parse_float(const char *cmd, const char *flag, const char *s, double
 /* "1,2,3" -> malloc'd int32 array. */
 bool bn_cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int *n);
 
+/* Load with the tied head as the file stores it (head_bits 0) or quantized
+ * to 8/6/4-bit rows; --head f16|q8|q6|q4 is parsed by bn_cli_parse_head. */
+bn_status bn_cli_load_model_opts(const char *spec, int head_bits, bn_model **out, char **resolved);
+bool bn_cli_parse_head(const char *cmd, const char *s, int *bits);
+
 /* Load the model named by -m (a .gguf file or a Hugging Face folder). */
 bn_status bn_cli_load_model(const char *spec, bn_model **out);
 /* The same, also returning the local path it resolved to (malloc'd). */

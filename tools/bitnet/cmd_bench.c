@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  --seqs S      decode S sequences at once (aggregate tokens/s; default 1)\n"
             "  --device D    cpu (default) or cuda\n"
             "  --kernels K   ref | avx2 | avx512 (CPU kernel set; default: best)\n"
+            "  --head H      f16 (the file's head, exact) | q8 | q6 | q4 (quantized at load)\n"
             "  --json        one JSON object instead of the table\n");
 }
 
@@ -52,6 +53,7 @@ int bn_cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *model_path = NULL, *kernels = NULL, *device = "cpu", *v;
     long threads = 0, n_prompt = 128, n_gen = 64, reps = 5, seqs = 1;
     bool json = false;
+    int head_bits = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (bn_cli_is_help(a)) { usage(stdout); return 0; }
@@ -63,6 +65,7 @@ int bn_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--seqs")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 4096, &seqs)) return 2; }
         else if (!strcmp(a, "--device")) { if (!(device = bn_cli_value(cmd, argc, argv, &i))) return 2; }
         else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--head")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) return 2; }
         else if (!strcmp(a, "--json")) json = true;
         else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
     }
@@ -75,7 +78,7 @@ int bn_cmd_bench(int argc, char **argv) {
     int32_t *toks = NULL, *seq_ids = NULL;
     double *pp = NULL, *tg = NULL;
     int rc = 1;
-    if (bn_cli_load_model(model_path, &m) != BN_OK) { bn_cli_fail("cannot load model"); goto done; }
+    if (bn_cli_load_model_opts(model_path, head_bits, &m, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto done; }
     bn_model_info info;
     bn_model_get_info(m, &info);
     bn_context_params cp = bn_context_default_params();
@@ -131,15 +134,16 @@ int bn_cmd_bench(int argc, char **argv) {
     const long rss_kb = read_status_kb("VmRSS:"), hwm_kb = read_status_kb("VmHWM:");
     const int thr = threads ? (int)threads : bn_cpu_count();
     if (json) {
-        printf("{\"model\":\"%s\",\"device\":\"%s\",\"threads\":%d,\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,\"seqs\":%ld,"
+        printf("{\"model\":\"%s\",\"device\":\"%s\",\"threads\":%d,\"head_bits\":%d,\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,\"seqs\":%ld,"
                "\"pp_tok_s\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},"
                "\"tg_tok_s\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},"
                "\"bytes_per_step\":%.0f,\"read_GBps\":%.3f,\"rss_MiB\":%.1f,\"peak_rss_MiB\":%.1f}\n",
-               model_path, device, thr, n_prompt, n_gen, reps, seqs, sp.median, sp.min, sp.max, sg.median, sg.min, sg.max,
+               model_path, device, thr, head_bits, n_prompt, n_gen, reps, seqs, sp.median, sp.min, sp.max, sg.median, sg.min, sg.max,
                step_bytes, gbps, rss_kb / 1024.0, hwm_kb / 1024.0);
     } else {
-        printf("model %s (%s, %.2f GB of weights), device %s, %d threads\n", model_path, info.arch,
-               (double)info.weight_bytes / 1e9, device, thr);
+        printf("model %s (%s, %.2f GB read per step, head %s), device %s, %d threads\n", model_path, info.arch,
+               (double)info.weight_bytes / 1e9, head_bits ? (head_bits == 8 ? "q8" : head_bits == 6 ? "q6" : "q4") : "f16",
+               device, thr);
         if (n_prompt)
             printf("pp%-5ld %10.2f tok/s   (min %.2f, max %.2f over %ld runs)\n", n_prompt, sp.median, sp.min, sp.max, reps);
         if (n_gen)

@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "                    on a terminal a short table of the top tokens is printed)\n"
             "  -t N              threads (default: all CPUs)\n"
             "  --kernels NAME    ref | avx2 | avx512 (default: best for this CPU)\n"
+            "  --head H          f16 (exact, default) | q8 | q6 | q4 (head quantized at load)\n"
             "  --dump-hidden F   also write hidden states float32 [n_layer+2, n_ids, n_embd]\n");
 }
 
@@ -41,6 +42,7 @@ int bn_cmd_logits(int argc, char **argv) {
     int32_t *ids = NULL;
     int n_ids = 0;
     long prefill = -1, threads = 0;
+    int head_bits = 0;
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -57,7 +59,9 @@ int bn_cmd_logits(int argc, char **argv) {
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) goto out;
         } else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) goto out; }
-        else if (!strcmp(a, "--dump-hidden")) { if (!(dump_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
+        else if (!strcmp(a, "--head")) {
+            if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) goto out;
+        } else if (!strcmp(a, "--dump-hidden")) { if (!(dump_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
         else { bn_cli_usage_error(cmd, "unknown option '%s'", a); goto out; }
     }
     if (!model_path) { bn_cli_usage_error(cmd, "-m MODEL is required"); goto out; }
@@ -70,7 +74,7 @@ int bn_cmd_logits(int argc, char **argv) {
     bn_context *ctx = NULL;
     float *out = NULL, *hidden = NULL;
     FILE *f = NULL;
-    if (bn_cli_load_model(model_path, &model) != BN_OK) { bn_cli_fail("cannot load model"); goto out; }
+    if (bn_cli_load_model_opts(model_path, head_bits, &model, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto out; }
     bn_model_info info;
     bn_model_get_info(model, &info);
     bn_context_params cp = bn_context_default_params();

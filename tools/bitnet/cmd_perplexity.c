@@ -22,6 +22,7 @@ static void usage(FILE *f) {
             "  --chunks N        score at most N windows\n"
             "  --no-bos          keep the first token of each window (no BOS replacement)\n"
             "  -t N              threads (default: all CPUs)\n"
+            "  --head H          f16 (exact, default) | q8 | q6 | q4 (head quantized at load)\n"
             "Prints the running PPL after each window and 'Final estimate: PPL = X +/- E'.\n");
 }
 
@@ -58,6 +59,7 @@ int bn_cmd_perplexity(int argc, char **argv) {
     const char *cmd = "perplexity", *model_spec = NULL, *text_path = NULL, *ids_path = NULL, *tok_path = NULL;
     long ctx = 512, batch = 0, chunks = 0, threads = 0;
     bool no_bos = false;
+    int head_bits = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (bn_cli_is_help(a)) { usage(stdout); return 0; }
@@ -74,7 +76,9 @@ int bn_cmd_perplexity(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "--no-bos")) no_bos = true;
-        else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
+        else if (!strcmp(a, "--head")) {
+            if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) return 2;
+        } else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
     }
     if (!model_spec) return bn_cli_usage_error(cmd, "-m MODEL is required");
     if (!!text_path + !!ids_path != 1) return bn_cli_usage_error(cmd, "give exactly one of -f FILE or --ids-file FILE");
@@ -86,7 +90,7 @@ int bn_cmd_perplexity(int argc, char **argv) {
     bn_context *cx = NULL;
     int32_t *ids = NULL;
     int64_t n_ids = 0;
-    if (bn_cli_load_model_path(model_spec, &model, &model_path) != BN_OK) { bn_cli_fail(model_spec); goto out; }
+    if (bn_cli_load_model_opts(model_spec, head_bits, &model, &model_path) != BN_OK) { bn_cli_fail(model_spec); goto out; }
     bn_model_info mi;
     bn_model_get_info(model, &mi);
     if (!bn_gen_load_tokenizer(cmd, model_path, tok_path, &tok)) goto out;

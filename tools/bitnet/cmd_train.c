@@ -51,7 +51,8 @@ static void usage(FILE *f) {
         "  --eval-every N --eval-batches K   held-out loss on val.bin\n"
         "  --sample-every M --sample-len L --temperature X   print a text sample\n"
         "  --print-every N       progress line period on stderr\n"
-        "  --threads N           OpenMP and OpenBLAS threads\n"
+        "  --threads N           OpenMP and OpenBLAS threads (bit-exact resume needs the same N)\n"
+        "  --inject-nan-at N     testing: poison a weight so that step N's loss is NaN\n"
         "  --quiet\n");
 }
 
@@ -59,7 +60,7 @@ typedef struct opts {
     const char *init, *config, *preset, *resume, *batch_file, *data, *log, *save, *ckpt;
     bool no_quant, quiet;
     long B, T, accum, tokens_per_step, steps, warmup, ckpt_every, stop_at, eval_every,
-         eval_batches, sample_every, sample_len, print_every, threads;
+         eval_batches, sample_every, sample_len, print_every, threads, inject_nan_at;
     unsigned long long seed;
     double lr, min_lr, wd, beta1, beta2, eps, clip, wsd_decay, stage2, temperature;
     const char *sched;
@@ -86,6 +87,7 @@ static int parse(int argc, char **argv, opts *o) {
         INT("--eval-batches", eval_batches, 1, 1 << 20)
         INT("--sample-every", sample_every, 0, 1L << 40) INT("--sample-len", sample_len, 1, 1 << 20)
         INT("--print-every", print_every, 0, 1L << 40) INT("--threads", threads, 0, 4096)
+        INT("--inject-nan-at", inject_nan_at, 0, 1L << 40)
         DBL("--lr", lr) DBL("--min-lr", min_lr) DBL("--weight-decay", wd) DBL("--beta1", beta1)
         DBL("--beta2", beta2) DBL("--eps", eps) DBL("--grad-clip", clip)
         DBL("--wsd-decay", wsd_decay) DBL("--stage2-lr", stage2) DBL("--temperature", temperature)
@@ -373,6 +375,7 @@ static int train_loop(run *r) {
     for (int64_t step = first; step < end; step++) {
         double lr, wd;
         bn_tr_schedule_at(&sch, step, &lr, &wd);
+        if (o->inject_nan_at == step + 1) bn_tr_w(m, bn_tr_tensor_final_norm(m))[0] = NAN;
         bn_tr_zero_grad(m);
         double lsum = 0;
         long ntok = 0;
@@ -428,8 +431,7 @@ static int train_loop(run *r) {
             char e1[32], e2[32];
             fmt_time(el, e1, sizeof e1);
             fmt_time(el / done * (double)(end - r->st.step), e2, sizeof e2);
-            fprintf(stderr, "step %lld/%ld  loss %.4f%s", (long long)r->st.step, o->steps, loss,
-                    isnan(val) ? "" : "");
+            fprintf(stderr, "step %lld/%ld  loss %.4f", (long long)r->st.step, o->steps, loss);
             if (!isnan(val)) fprintf(stderr, "  val %.4f", val);
             fprintf(stderr, "  lr %.3g  gnorm %.3f  %.0f tok/s  elapsed %s  ETA %s\n", lr, gn, tps,
                     e1, e2);
