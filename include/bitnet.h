@@ -144,6 +144,13 @@ void bn_model_get_info(const bn_model *model, bn_model_info *info);
  * bitnet.cpp writes it). */
 bn_status bn_model_save_gguf(const bn_model *model, const char *path);
 
+/* Attach a LoRA adapter (a PEFT folder: adapter_config.json +
+ * adapter_model.safetensors) for inference: each targeted BitLinear then adds
+ * scale * (alpha/r) * B (A x), in f32 on the unquantized input x. Shapes are
+ * checked against the model (an adapter for another base fails). One adapter
+ * per model; apply it before creating contexts. (src/model/lora_apply.c) */
+bn_status bn_model_apply_lora(bn_model *model, const char *adapter_dir, float scale);
+
 typedef enum bn_random_shape { BN_SHAPE_TINY = 0, BN_SHAPE_2B4T = 1 } bn_random_shape;
 /* Write a model of the given shape with random ternary weights as GGUF. */
 bn_status bn_random_model_write(bn_random_shape shape, uint64_t seed,

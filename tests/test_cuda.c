@@ -310,11 +310,17 @@ int main(void) {
         test_kv_cache_path(m);
         fprintf(stderr, "-- test_multi_sequence\n");
         test_multi_sequence(m);
-        /* the fused one-token kernels (norm+GEMV, RoPE+attention), opt-in */
+        /* one-token fusions: both (norm+GEMV is opt-in), then none (the
+         * default fuses RoPE into attention) */
         setenv("BITNET_CUDA_FUSE", "1", 1);
         fprintf(stderr, "-- test_logits (BITNET_CUDA_FUSE=1)\n");
         test_logits(m);
         fprintf(stderr, "-- test_kv_cache_path (BITNET_CUDA_FUSE=1)\n");
+        test_kv_cache_path(m);
+        setenv("BITNET_CUDA_FUSE", "0", 1);
+        fprintf(stderr, "-- test_logits (BITNET_CUDA_FUSE=0)\n");
+        test_logits(m);
+        fprintf(stderr, "-- test_kv_cache_path (BITNET_CUDA_FUSE=0)\n");
         test_kv_cache_path(m);
         unsetenv("BITNET_CUDA_FUSE");
         /* no int8 copy: dp4a up to 64 tokens, expand-per-call GEMM beyond */

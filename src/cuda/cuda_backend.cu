@@ -1,9 +1,11 @@
-/* cuda_backend.cu — the CUDA backend: weights uploaded once (one arena),
- * f16 KV caches of every sequence, scratch for one chunk, and the forward
- * pass as a sequence of kernels on one stream. Per step the host sends the
- * token ids / sequence ids / positions / logit rows in one copy and gets the
- * requested logits back in one copy; nothing else crosses the bus. Decode
- * steps of up to BN_CU_GRAPH_MAX_N tokens are replayed from CUDA graphs. */
+/* cuda_backend.cu — the CUDA backend: weights uploaded once (one arena, plus
+ * an int8 copy for tensor-core GEMMs when there is room), KV caches of every
+ * sequence (f32, or f16 with BITNET_CUDA_KV=f16), scratch for one chunk, and
+ * the forward pass as a sequence of kernels on one stream. Per step the host
+ * sends the token ids / sequence ids / positions / logit rows in one copy and
+ * gets the requested logits back in one copy; nothing else crosses the bus.
+ * Steps of up to BN_CU_GRAPH_MAX_N tokens are replayed from CUDA graphs.
+ * Kernel versions and their measurements: docs/CUDA_NOTES.md. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,7 @@ struct bn_cuda_state {
     int             gemm_min_n;
     bool            pdl;      /* programmatic dependent launch (sm_90+)     */
     bool            fuse;     /* decode GEMVs quantize their own input      */
+    bool            fuse_rope;/* decode attention does RoPE + the KV store  */
     bn_cu_graph     graphs[BN_CU_NGRAPH];
     int             n_graphs;
     bool            graphs_off;
@@ -385,10 +388,13 @@ extern "C" bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_
         cudaDeviceProp p;
         const char *env = getenv("BITNET_CUDA_PDL");
         s->pdl = cudaGetDeviceProperties(&p, 0) == cudaSuccess && p.major >= 9 && !(env && !strcmp(env, "0"));
-        /* fused decode kernels measured slower on H100 (390 vs 429 tok/s,
-         * docs/CUDA_NOTES.md v3): opt-in with BITNET_CUDA_FUSE=1 */
+        /* One-token fusions (docs/CUDA_NOTES.md v3): RoPE + KV store inside
+         * attention pays (7 us vs 4 + 6) and is on; norm+quantize as a GEMV
+         * prologue measured slower and is opt-in. BITNET_CUDA_FUSE=1: both,
+         * =0: neither. */
         env = getenv("BITNET_CUDA_FUSE");
         s->fuse = env && !strcmp(env, "1");
+        s->fuse_rope = !(env && !strcmp(env, "0"));
     }
     if (st == BN_OK) st = upload_model(s);
     if (st == BN_OK) st = make_int8_copy(s);
@@ -446,7 +452,7 @@ static bn_status run_layers(bn_cuda_state *s, int n) {
     for (int l = 0; st == BN_OK && l < hp->n_layer; l++) {
         const bn_cu_layer *L = &s->layers[l];
         if ((st = norm_linear(s, &L->qkv, n, s->x, e, NULL, 0, L->attn_norm, e, s->qkv, ldqkv, false)) != BN_OK) break;
-        const bool fused_rope = n == 1 && s->fuse;
+        const bool fused_rope = n == 1 && s->fuse_rope;
         if (!fused_rope) bn_cu_rope_store(s->st, s->pdl, s->qkv, ldqkv, s->inv_freq, pos, seq, n, &s->kv, l);
         bn_cu_attention(s->st, s->pdl, s->qkv, ldqkv, pos, seq, n, &s->kv, l, s->split_len, s->n_split, s->part,
                         s->counters, s->att, qd, fused_rope ? s->inv_freq : NULL);

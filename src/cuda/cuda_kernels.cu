@@ -1,5 +1,5 @@
 /* cuda_kernels.cu — the device kernels of the forward pass. Numerics follow
- * src/kernels/ref.c: f32 everywhere except the f16 KV cache and the f16
+ * src/kernels/ref.c: f32 everywhere except the optional f16 KV cache and the f16
  * head; the int8 quantization uses the same two roundings and half-even
  * rint so codes agree with the CPU path (up to f32 summation order in the
  * RMSNorm). */

@@ -14,6 +14,17 @@
 #include <string.h>
 
 #include "context.h"
+#include "lora_apply.h"
+
+/* LoRA adapter term after a targeted BitLinear (lora_apply.c); f32 on the
+ * unquantized input. No-op without an adapter. */
+#define LORA_ADD(t, xin, y) \
+    do { \
+        if (m->lora) { \
+            bn_status s_ = bn_lora_linear_add(m, l, (t), (xin), n, (y)); \
+            if (s_ != BN_OK) return s_; \
+        } \
+    } while (0)
 
 /* Quantize n rows of `in` (width k, stride ld) into the context's int8 buffer. */
 static void quantize(bn_context *c, const float *in, size_t ld, int k, int n) {
@@ -188,8 +199,11 @@ bn_status bn_forward_chunk(bn_context *c, int n, const int32_t *tokens, const in
         rmsnorm_rows(c->x, L->attn_norm, n, e, eps, c->xb);
         quantize(c, c->xb, (size_t)e, e, n);
         linear(c, &L->wq, n, c->q);
+        LORA_ADD(BN_LORA_Q, c->xb, c->q);
         linear(c, &L->wk, n, c->kx);
+        LORA_ADD(BN_LORA_K, c->xb, c->kx);
         linear(c, &L->wv, n, c->vx);
+        LORA_ADD(BN_LORA_V, c->xb, c->vx);
         attention(c, l, n, seq, pos);
         if (L->attn_sub_norm) {
             rmsnorm_rows(c->att, L->attn_sub_norm, n, e, eps, c->xb);
@@ -198,13 +212,16 @@ bn_status bn_forward_chunk(bn_context *c, int n, const int32_t *tokens, const in
             quantize(c, c->att, (size_t)e, e, n);
         }
         linear(c, &L->wo, n, c->q); /* q is free now: reuse it for the output */
+        LORA_ADD(BN_LORA_O, L->attn_sub_norm ? c->xb : c->att, c->q);
         for (size_t i = 0; i < (size_t)n * e; i++) c->x[i] += c->q[i];
 
         /* feed-forward block: one int8 quantization shared by gate and up */
         rmsnorm_rows(c->x, L->ffn_norm, n, e, eps, c->xb);
         quantize(c, c->xb, (size_t)e, e, n);
         linear(c, &L->w_gate, n, c->gate);
+        LORA_ADD(BN_LORA_GATE, c->xb, c->gate);
         linear(c, &L->w_up, n, c->up);
+        LORA_ADD(BN_LORA_UP, c->xb, c->up);
         for (int i = 0; i < n; i++) {
             float *g = c->gate + (size_t)i * f, *u = c->up + (size_t)i * f;
             if (hp->act == BN_ACT_RELU2) bn_ref_relu2_mul(g, u, f, g);
@@ -217,6 +234,7 @@ bn_status bn_forward_chunk(bn_context *c, int n, const int32_t *tokens, const in
             quantize(c, c->gate, (size_t)f, f, n);
         }
         linear(c, &L->w_down, n, c->q);
+        LORA_ADD(BN_LORA_DOWN, L->ffn_sub_norm ? c->xb : c->gate, c->q);
         for (size_t i = 0; i < (size_t)n * e; i++) c->x[i] += c->q[i];
         if (dump) dump_hidden(c, l + 1, n, dump_offset, c->x);
     }

@@ -70,6 +70,7 @@ struct bn_model {
     /* tokenizer metadata source for convert / the tokenizer loader */
     char          *tokenizer_path; /* gguf file or HF folder; NULL if none */
     bn_logger      logger;
+    struct bn_lora_set *lora;   /* inference LoRA adapter (lora_apply.c), NULL if none */
 };
 
 /* Loaders (load_gguf.c, load_hf.c) fill a zeroed bn_model. */
