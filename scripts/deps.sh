@@ -5,12 +5,16 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev libomp-dev
       libcjson-dev libpcre2-dev libmicrohttpd-dev libsqlite3-dev
-      libopenblas-dev libcurl4-openssl-dev nodejs npm python3)
+      libopenblas-dev libcurl4-openssl-dev python3)
 
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm (the server tests' OpenAI SDK client): any install will do,
+# e.g. NodeSource's, whose bundled npm conflicts with Debian's npm package.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
