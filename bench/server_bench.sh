@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Server throughput on a random 2B4T-shaped model (docs/PERFORMANCE.md "Server").
+# Server throughput on a random 2B4T-shaped model (docs/PERFORMANCE.md "Server"):
+# aggregate generated tokens/s with C concurrent streams (short prompts, so the
+# streams decode together), then time to first token of C simultaneous
+# 128-token prompts.
 #   bench/server_bench.sh BUILD_DIR [conc,...] [max_tokens]
 # Writes the model once to ${BN_BENCH_DIR:-/tmp/bitnet-bench}/2b4t.gguf.
 set -euo pipefail
@@ -20,7 +23,10 @@ while :; do
   sleep 0.05
 done
 echo "model load: $(echo "$(date +%s.%N) - $t0" | bc) s (/health said 503 while loading: $seen503)"
-node bench/server_bench.mjs "$URL" 2b4t.gguf 1 4 128 >/dev/null   # warm-up
-node bench/server_bench.mjs "$URL" 2b4t.gguf "$CONC" "$MAXT" 128
+node bench/server_bench.mjs "$URL" 2b4t.gguf 1 2 16 >/dev/null   # warm-up (pages the weights in)
+echo "# throughput: C streams at once, 16-token prompts, $MAXT tokens each"
+node bench/server_bench.mjs "$URL" 2b4t.gguf "$CONC" "$MAXT" 16
+echo "# time to first token: C requests with 128-token prompts at once, 2 tokens each"
+node bench/server_bench.mjs "$URL" 2b4t.gguf "$CONC" 2 128
 curl -s "$URL/metrics" | grep -E '^bitnet_(generated_tokens_total|prompt_tokens_total|kv_cache)'
 kill -TERM $PID; wait $PID || true

@@ -43,12 +43,12 @@ RECIPE=(--preset small --data "$WORK/data" --batch 8 --seq 256 --steps "$STEPS" 
         --min-lr 2e-4 --warmup 30 --lr-schedule cosine --eval-every 80 --eval-batches 8
         --threads "$THREADS" --print-every 10 --seed 1)
 mkdir -p "$WORK/ternary" "$WORK/fp32"
-nice "$BN" train "${RECIPE[@]}" --log "$WORK/ternary/log.jsonl" --save "$WORK/ternary/model" \
+nice "$BN" train "${RECIPE[@]}" --log "$WORK/ternary/log.jsonl" --save "$WORK/ternary/model/" \
     2> "$WORK/ternary/stderr.txt" &
 q=$!
 f=
 if [ "$BASELINE" != 0 ]; then
-  nice "$BN" train "${RECIPE[@]}" --no-quant --log "$WORK/fp32/log.jsonl" --save "$WORK/fp32/model" \
+  nice "$BN" train "${RECIPE[@]}" --no-quant --log "$WORK/fp32/log.jsonl" --save "$WORK/fp32/model/" \
       2> "$WORK/fp32/stderr.txt" &
   f=$!
 fi

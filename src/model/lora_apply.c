@@ -245,14 +245,14 @@ bn_status bn_model_apply_lora(bn_model *m, const char *adapter_dir, float scale)
     for (int32_t i = 0; i < f.n_pairs && st == BN_OK; i++) {
         const bn_lora_pair *p = &f.pairs[i];
         if (p->layer >= m->hp.n_layer) {
-            st = bn_fail(BN_ERR_SHAPE, "%s: the adapter has layer %d but the model has %d layers "
-                         "(an adapter for another base?)", adapter_dir, p->layer, m->hp.n_layer);
+            st = bn_fail(BN_ERR_SHAPE, "the adapter has layer %d but the model has %d layers "
+                         "(an adapter for another base?)", p->layer, m->hp.n_layer);
             break;
         }
         const bn_linear *l = model_linear(m, p->layer, p->target);
         if (l->n_in != p->in || l->n_out != p->out)
-            st = bn_fail(BN_ERR_SHAPE, "%s: layer %d %s: the adapter is for a [%d, %d] weight but "
-                         "the model's is [%d, %d] (an adapter for another base?)", adapter_dir,
+            st = bn_fail(BN_ERR_SHAPE, "layer %d %s: the adapter is for a [%d, %d] weight but "
+                         "the model's is [%d, %d] (an adapter for another base?)",
                          p->layer, k_module[p->target], p->out, p->in, l->n_out, l->n_in);
     }
     /* everything the model keeps goes to its owned list: bn_model_free releases it */

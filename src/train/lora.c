@@ -122,15 +122,15 @@ bn_status bn_tr_lora_load(const bn_tr_config *cfg, const char *dir, bn_tr_lora *
         const bn_lora_pair *q = &f.pairs[i];
         int s = q->layer < cfg->layers ? a->slot[(size_t)q->layer * BN_LORA_N_TARGETS + q->target] : -1;
         if (s < 0) {
-            st = bn_fail(BN_ERR_SHAPE, "%s: layer %d %s is not in the base (%d layers; an adapter "
-                         "for another base?)", dir, q->layer, bn_lora_target_module(q->target),
+            st = bn_fail(BN_ERR_SHAPE, "layer %d %s is not in the base (%d layers; an adapter "
+                         "for another base?)", q->layer, bn_lora_target_module(q->target),
                          cfg->layers);
             break;
         }
         bn_lora_pair *p = &a->pairs[s];
         if (p->in != q->in || p->out != q->out) {
-            st = bn_fail(BN_ERR_SHAPE, "%s: layer %d %s: the adapter is for a [%d, %d] weight but "
-                         "the base's is [%d, %d] (an adapter for another base?)", dir, q->layer,
+            st = bn_fail(BN_ERR_SHAPE, "layer %d %s: the adapter is for a [%d, %d] weight but "
+                         "the base's is [%d, %d] (an adapter for another base?)", q->layer,
                          bn_lora_target_module(q->target), q->out, q->in, p->out, p->in);
             break;
         }
@@ -216,6 +216,8 @@ bn_status bn_tr_lora_save(const bn_tr_lora *a, const char *dir, const char *base
     for (int t = 0; t < BN_LORA_N_TARGETS; t++)
         if (a->targets & (1u << t)) cJSON_AddItemToArray(tm, cJSON_CreateString(bn_lora_target_module(t)));
     cJSON_AddNullToObject(r, "modules_to_save");
+    /* not a PEFT key: an adapter trained merge-aware is meant to be merged */
+    if (a->merge_aware) cJSON_AddBoolToObject(r, "bitnet_merge_aware", 1);
     char *json = cJSON_Print(r);
     cJSON_Delete(r);
     if (!json) return BN_ERR_NOMEM;

@@ -29,6 +29,10 @@ typedef struct bn_tr_lora {
     float   *p, *g, *m1, *m2;/* params, grads, AdamW moments */
     int64_t  step;
     bn_tr_lora_acts *acts;   /* activations of the last forward */
+    /* merge-aware training: instead of the f32 side path, the forward uses
+     * ternary(W + scale * B A) on the int8 input (straight-through gradients),
+     * i.e. exactly the model that --merge writes. */
+    bool     merge_aware;
 } bn_tr_lora;
 
 /* Train slot (BN_TR_Q ...) of a LoRA target. */

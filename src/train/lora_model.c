@@ -12,7 +12,7 @@
 
 struct bn_tr_lora_acts {
     int B, T, N;
-    bool have_targets;
+    bool have_targets, merge_aware;
     int32_t *tokens;
     float **buf;   /* every allocation, for freeing */
     int n_buf;
@@ -22,6 +22,7 @@ struct bn_tr_lora_acts {
     float **u;     /* per pair: A x [N, r] */
     float *rf, *hn, *logits, *dlogits, *tH;
     float *dx, *dA, *dB, *dF1, *dF2, *dF3, *dq, *dk, *dv, *dnorm, *ur;
+    float *wtmp;   /* merge-aware: W + sBA (forward) or dW (backward), [max out*in] */
     float *rope_cos, *rope_sin;
 };
 
@@ -42,7 +43,8 @@ static float *take(bn_tr_lora_acts *a, size_t n, bool *ok) {
 }
 
 static bn_status acts_alloc(bn_tr_model *m, bn_tr_lora *lo, int B, int T) {
-    if (lo->acts && lo->acts->B == B && lo->acts->T == T) return BN_OK;
+    if (lo->acts && lo->acts->B == B && lo->acts->T == T && lo->acts->merge_aware == lo->merge_aware)
+        return BN_OK;
     acts_free(lo->acts);
     lo->acts = NULL;
     const bn_tr_config *c = &m->cfg;
@@ -53,6 +55,7 @@ static bn_status acts_alloc(bn_tr_model *m, bn_tr_lora *lo, int B, int T) {
     bn_tr_lora_acts *a = bn_calloc(1, sizeof *a);
     if (!a) return BN_ERR_NOMEM;
     a->B = B; a->T = T; a->N = (int)N;
+    a->merge_aware = lo->merge_aware;
     a->tokens = bn_malloc(sizeof(int32_t) * N);
     a->xs = bn_calloc(NL * (L + 1) + (size_t)lo->n_pairs + 1, sizeof(float *));
     a->buf = bn_calloc(NL * (L + 1) + (size_t)lo->n_pairs + 32, sizeof(float *));
@@ -72,10 +75,11 @@ static bn_status acts_alloc(bn_tr_model *m, bn_tr_lora *lo, int B, int T) {
     const size_t mx = H > F ? H : F;
     float **tails[] = {&a->rf, &a->hn, &a->logits, &a->dlogits, &a->tH, &a->dx, &a->dA, &a->dB,
                        &a->dF1, &a->dF2, &a->dF3, &a->dq, &a->dk, &a->dv, &a->dnorm, &a->ur,
-                       &a->rope_cos, &a->rope_sin};
+                       &a->rope_cos, &a->rope_sin, &a->wtmp};
     const size_t tsz[] = {N, N * H, N * V, N * V, N * mx, N * H, N * mx, N * mx, N * F, N * F,
                           N * F, N * qs, N * ks, N * ks, mx, N * R,
-                          (size_t)T * c->head_dim, (size_t)T * c->head_dim};
+                          (size_t)T * c->head_dim, (size_t)T * c->head_dim,
+                          lo->merge_aware ? (H > qs ? H : qs) * (F > qs ? F : qs) : 1};
     for (size_t i = 0; i < sizeof tsz / sizeof tsz[0] && ok; i++) *tails[i] = take(a, tsz[i], &ok);
     if (!ok) { acts_free(a); return BN_ERR_NOMEM; }
     bn_tr_rope_table(a->rope_cos, a->rope_sin, T, c->head_dim, c->rope_theta);
@@ -86,7 +90,7 @@ static bn_status acts_alloc(bn_tr_model *m, bn_tr_lora *lo, int B, int T) {
 /* y += scale * (x A^T) B^T, keeping u = x A^T for the backward */
 static void ad_fwd(const bn_tr_lora *lo, int layer, int t, const float *x, float *y, int N) {
     int s = lo->slot[(size_t)layer * BN_LORA_N_TARGETS + t];
-    if (s < 0) return;
+    if (s < 0 || lo->merge_aware) return;
     const bn_lora_pair *p = &lo->pairs[s];
     float *u = lo->acts->u[s];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, lo->rank, p->in, 1.0f, x, p->in, p->A,
@@ -95,14 +99,26 @@ static void ad_fwd(const bn_tr_lora *lo, int layer, int t, const float *x, float
                 lo->rank, p->B, lo->rank, 1.0f, y, p->out);
 }
 
-/* With g = dy B [N, r]:  dB += s dy^T u;  dA += s g^T x;  dx += s g A. */
-static void ad_bwd(bn_tr_lora *lo, int layer, int t, const float *x, const float *dy, float *dx,
-                   int N) {
+/* With g = dy B [N, r]:  dB += s dy^T u;  dA += s g^T x;  dx += s g A.
+ * Merge-aware: with the straight-through dW = dy^T xq of the merged weight,
+ * dB += s dW A^T and dA += s B^T dW (dx came with the base product). */
+static void ad_bwd(bn_tr_lora *lo, int layer, int t, const float *x, const float *xq,
+                   const float *dy, float *dx, int N) {
     int s = lo->slot[(size_t)layer * BN_LORA_N_TARGETS + t];
     if (s < 0) return;
     const bn_lora_pair *p = &lo->pairs[s];
     const int r = lo->rank;
     float *gA = lo->g + (p->A - lo->p), *gB = lo->g + (p->B - lo->p), *g = lo->acts->ur;
+    if (lo->merge_aware) {
+        float *dW = lo->acts->wtmp;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->out, p->in, N, 1.0f, dy, p->out,
+                    xq, p->in, 0.0f, dW, p->in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->out, r, p->in, lo->scale, dW,
+                    p->in, p->A, p->in, 1.0f, gB, r);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, p->in, p->out, lo->scale, p->B,
+                    r, dW, p->in, 1.0f, gA, p->in);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->out, r, N, lo->scale, dy, p->out,
                 lo->acts->u[s], r, 1.0f, gB, r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, p->out, 1.0f, dy, p->out, p->B, r,
@@ -134,8 +150,19 @@ bn_status bn_tr_lora_forward(bn_tr_model *m, bn_tr_lora *lo, const int32_t *toke
     for (int l = 0; l < c->layers; l++)
         for (int s = 0; s < BN_TR_PER_LAYER; s++) {
             int t = bn_tr_tensor_layer(m, l, s);
-            if (m->params[t].n_dims == 2)
-                bn_tr_weightquant(bn_tr_w(m, t), m->wq + m->params[t].off, m->params[t].n, m->quant);
+            if (m->params[t].n_dims != 2) continue;
+            const float *src = bn_tr_w(m, t);
+            int pi = -1;
+            for (int k = 0; k < BN_LORA_N_TARGETS && lo->merge_aware; k++)
+                if (bn_tr_lora_slot(k) == s) pi = lo->slot[(size_t)l * BN_LORA_N_TARGETS + k];
+            if (pi >= 0) {  /* merge-aware: quantize W + s B A */
+                const bn_lora_pair *p = &lo->pairs[pi];
+                memcpy(a->wtmp, src, sizeof(float) * m->params[t].n);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, lo->rank,
+                            lo->scale, p->B, lo->rank, p->A, p->in, 1.0f, a->wtmp, p->in);
+                src = a->wtmp;
+            }
+            bn_tr_weightquant(src, m->wq + m->params[t].off, m->params[t].n, m->quant);
         }
     const float *E = bn_tr_w(m, bn_tr_tensor_embed());
     bn_tr_embed_fwd(E, tokens, a->xs[0], N, H);
@@ -204,17 +231,17 @@ bn_status bn_tr_lora_backward(bn_tr_model *m, bn_tr_lora *lo) {
 #define W(s) bn_tr_w(m, bn_tr_tensor_layer(m, l, s))
 #define WQ(s) (m->wq + m->params[bn_tr_tensor_layer(m, l, s)].off)
         bn_tr_linear_bwd(a->mq[l], WQ(BN_TR_DOWN), a->dx, a->dF1, NULL, N, F, H, false);
-        ad_bwd(lo, l, BN_LORA_DOWN, a->mo[l], a->dx, a->dF1, N);
+        ad_bwd(lo, l, BN_LORA_DOWN, a->mo[l], a->mq[l], a->dx, a->dF1, N);
         bn_tr_rmsnorm_bwd(a->mm[l], W(BN_TR_FFN_SUB_NORM), a->r3[l], a->dF1, a->dF2, a->dnorm, N, F);
         bn_tr_relu2_bwd(a->gg[l], a->uu[l], a->dF2, a->dF1, a->dF3, (size_t)N * F);
         bn_tr_linear_bwd(a->h2q[l], WQ(BN_TR_GATE), a->dF1, a->dA, NULL, N, H, F, false);
-        ad_bwd(lo, l, BN_LORA_GATE, a->h2[l], a->dF1, a->dA, N);
+        ad_bwd(lo, l, BN_LORA_GATE, a->h2[l], a->h2q[l], a->dF1, a->dA, N);
         bn_tr_linear_bwd(a->h2q[l], WQ(BN_TR_UP), a->dF3, a->dA, NULL, N, H, F, true);
-        ad_bwd(lo, l, BN_LORA_UP, a->h2[l], a->dF3, a->dA, N);
+        ad_bwd(lo, l, BN_LORA_UP, a->h2[l], a->h2q[l], a->dF3, a->dA, N);
         bn_tr_rmsnorm_bwd(a->xmid[l], W(BN_TR_POST_NORM), a->r2[l], a->dA, a->dB, a->dnorm, N, H);
         for (size_t i = 0; i < (size_t)N * H; i++) a->dx[i] += a->dB[i];
         bn_tr_linear_bwd(a->aq[l], WQ(BN_TR_O), a->dx, a->dA, NULL, N, qs, H, false);
-        ad_bwd(lo, l, BN_LORA_O, a->ao[l], a->dx, a->dA, N);
+        ad_bwd(lo, l, BN_LORA_O, a->ao[l], a->aq[l], a->dx, a->dA, N);
         bn_tr_rmsnorm_bwd(a->att[l], W(BN_TR_ATTN_SUB_NORM), a->rsub[l], a->dA, a->dB, a->dnorm, N, qs);
         bn_status st = bn_tr_attn_bwd(a->q[l], a->k[l], a->v[l], a->P[l], a->dB, a->dq, a->dk,
                                       a->dv, B, T, c->heads, c->kv_heads, hd);
@@ -222,11 +249,11 @@ bn_status bn_tr_lora_backward(bn_tr_model *m, bn_tr_lora *lo) {
         bn_tr_rope(a->dq, a->rope_cos, a->rope_sin, N, T, c->heads, hd, true);
         bn_tr_rope(a->dk, a->rope_cos, a->rope_sin, N, T, c->kv_heads, hd, true);
         bn_tr_linear_bwd(a->h1q[l], WQ(BN_TR_Q), a->dq, a->dA, NULL, N, H, qs, false);
-        ad_bwd(lo, l, BN_LORA_Q, a->h1[l], a->dq, a->dA, N);
+        ad_bwd(lo, l, BN_LORA_Q, a->h1[l], a->h1q[l], a->dq, a->dA, N);
         bn_tr_linear_bwd(a->h1q[l], WQ(BN_TR_K), a->dk, a->dA, NULL, N, H, ks, true);
-        ad_bwd(lo, l, BN_LORA_K, a->h1[l], a->dk, a->dA, N);
+        ad_bwd(lo, l, BN_LORA_K, a->h1[l], a->h1q[l], a->dk, a->dA, N);
         bn_tr_linear_bwd(a->h1q[l], WQ(BN_TR_V), a->dv, a->dA, NULL, N, H, ks, true);
-        ad_bwd(lo, l, BN_LORA_V, a->h1[l], a->dv, a->dA, N);
+        ad_bwd(lo, l, BN_LORA_V, a->h1[l], a->h1q[l], a->dv, a->dA, N);
         bn_tr_rmsnorm_bwd(a->xs[l], W(BN_TR_IN_NORM), a->r1[l], a->dA, a->dB, a->dnorm, N, H);
         for (size_t i = 0; i < (size_t)N * H; i++) a->dx[i] += a->dB[i];
 #undef W

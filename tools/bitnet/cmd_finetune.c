@@ -28,11 +28,16 @@ static void usage(FILE *f) {
         "                        bitnet loads (GGUF, packed HF: its ternary weights * scale)\n"
         "  --data FILE           training JSONL\n"
         "  --tokenizer PATH|bytes  (default: the base's; 'bytes' for a byte-level model)\n"
-        "  --template NAME       chatml | llama3 | bitnet (default: detected, else chatml)\n"
+        "  --template NAME       chatml | llama3 | bitnet (default: the model's, as in generate;\n"
+        "                        chatml as plain text for a byte-level model)\n"
         "LoRA (the default): y = BitLinear(x) + alpha/r * B(A(x)), base frozen and ternary,\n"
         "the adapter in f32 on the unquantized input x\n"
         "  --lora-rank R (8)  --lora-alpha A (2R)  --lora-targets q,k,v,o,gate,up,down (all)\n"
         "  --lora DIR            start from this adapter (PEFT folder) instead of a new one\n"
+        "  --merge-aware         train the adapter through the quantizer: the forward uses\n"
+        "                        ternary(W + alpha/r B A) on int8 x (straight-through), which is\n"
+        "                        exactly the model --merge writes (for a ternary merged model;\n"
+        "                        such an adapter is not meant for --lora at inference)\n"
         "full fine-tuning:\n"
         "  --full                train all weights (quantization-aware) ...\n"
         "  --freeze PATTERN      ... except tensors matching this HF-name glob (repeatable),\n"
@@ -59,7 +64,7 @@ typedef struct opts {
         *log, *sched;
     const char *freeze[MAX_FREEZE];
     int n_freeze;
-    bool full, merge, quiet;
+    bool full, merge, quiet, merge_aware;
     long rank, steps, warmup, B, T, threads, print_every;
     double alpha, lr, wd, clip;
     unsigned long long seed;
@@ -97,6 +102,7 @@ static int parse(int argc, char **argv, opts *o) {
         }
         if (!strcmp(a, "--full")) { o->full = true; continue; }
         if (!strcmp(a, "--merge")) { o->merge = true; continue; }
+        if (!strcmp(a, "--merge-aware")) { o->merge_aware = true; continue; }
         if (!strcmp(a, "--quiet")) { o->quiet = true; continue; }
 #undef STR
 #undef INT
@@ -105,7 +111,7 @@ static int parse(int argc, char **argv, opts *o) {
     }
     if (!o->model) return bn_cli_usage_error(CMD, "give the base model with -m");
     if (!o->data && o->steps > 0) return bn_cli_usage_error(CMD, "give the training data with --data (or --steps 0)");
-    if (o->full && (o->lora || o->merge))
+    if (o->full && (o->lora || o->merge || o->merge_aware))
         return bn_cli_usage_error(CMD, "--full/--freeze train the model itself; --lora and --merge are for adapters");
     if (o->merge && !o->save) return bn_cli_usage_error(CMD, "--merge needs --save OUT for the merged model");
     if (o->alpha < 0) o->alpha = 2.0 * (double)o->rank;
@@ -327,8 +333,10 @@ int bn_cmd_finetune(int argc, char **argv) {
         if (o.tokenizer || cfg->vocab != 256) { bn_cli_fail("cannot load the tokenizer"); goto out; }
         if (!o.quiet) fprintf(stderr, "no tokenizer with the base and vocab 256: byte-level text\n");
     }
-    if (!tmpl) tmpl = tok ? bn_chat_template_detect(bn_tokenizer_chat_template(tok), NULL) : NULL;
-    if (!tmpl) tmpl = "chatml";
+    /* the same default as generate and chat: the model's template, else bitnet;
+     * a byte-level model gets chatml as plain text */
+    if (!tmpl && tok) tmpl = bn_chat_template_detect(bn_tokenizer_chat_template(tok), "bitnet-b1.58");
+    if (!tmpl) tmpl = tok ? "bitnet" : "chatml";
     if (!bn_chat_template_known(tmpl)) {
         bn_cli_usage_error(CMD, "unknown chat template '%s' (chatml, llama3, bitnet)", tmpl);
         rc = 2;
@@ -337,8 +345,18 @@ int bn_cmd_finetune(int argc, char **argv) {
 
     if (o.data && o.steps > 0) {
         if (bn_tr_sft_load(o.data, tok, tmpl, cfg->vocab, &data) != BN_OK) { bn_cli_fail("training data"); goto out; }
-        int trunc = 0;
-        for (int i = 0; i < data.n_ex; i++) trunc += data.ex[i].n > T;
+        int trunc = 0, usable = 0;
+        for (int i = 0; i < data.n_ex; i++) {
+            trunc += data.ex[i].n > T;
+            bool any = false;
+            for (int t = 1; t < T && t < data.ex[i].n && !any; t++) any = data.ex[i].score[t];
+            usable += any;
+        }
+        if (!usable) {
+            fprintf(stderr, "bitnet finetune: %s: no example has a token to learn within the first "
+                    "--seq %d tokens\n", o.data, T);
+            goto out;
+        }
         if (!o.quiet)
             fprintf(stderr, "data %s: %d examples, %lld tokens, %lld scored (template %s)%s\n",
                     o.data, data.n_ex, (long long)data.n_tokens, (long long)data.n_scored, tmpl,
@@ -363,9 +381,10 @@ int bn_cmd_finetune(int argc, char **argv) {
                 goto out;
             }
         }
+        c.lo->merge_aware = o.merge_aware;
         if (!o.quiet)
-            fprintf(stderr, "LoRA: rank %d, alpha %g, %d adapters, %zu trainable parameters "
-                    "(base %zu frozen)\n", c.lo->rank, c.lo->alpha, c.lo->n_pairs, c.lo->n,
+            fprintf(stderr, "LoRA%s: rank %d, alpha %g, %d adapters, %zu trainable parameters "
+                    "(base %zu frozen)\n", o.merge_aware ? " (merge-aware)" : "", c.lo->rank, c.lo->alpha, c.lo->n_pairs, c.lo->n,
                     c.m->n_params);
     } else {
         frozen = bn_calloc((size_t)c.m->n_tensors, 1);

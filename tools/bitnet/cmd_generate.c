@@ -13,6 +13,7 @@ static void usage(FILE *f) {
             "usage: bitnet generate -m MODEL (-p TEXT | --ids 1,2,3 | --file IN.jsonl) [options]\n\n"
             "  -m MODEL            .gguf file, Hugging Face folder, or hf:ORG/NAME\n"
             "  --tokenizer FILE    tokenizer to use instead of the model's own\n"
+            "  --lora DIR          apply a LoRA adapter (PEFT folder: bitnet finetune --save)\n"
             "  -p, --prompt TEXT   prompt text (BOS is added; special-token text is parsed)\n"
             "  --prompt-file FILE  read the prompt text from a file\n"
             "  --ids LIST          prompt as comma-separated token ids\n"
@@ -588,6 +589,7 @@ int bn_cmd_generate(int argc, char **argv) {
     int rc = 2;
     bn_model *model = NULL;
     char *model_path = NULL;
+    const char *lora_path = NULL; /* --lora: adapter folder */
     o.stops = calloc((size_t)argc + 1, sizeof *o.stops);
     if (!o.stops) return 1;
     for (int i = 1; i < argc; i++) {
@@ -618,6 +620,7 @@ int bn_cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--parallel")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 4096, &o.parallel)) goto out;
         }
+        else if (!strcmp(a, "--lora")) { if (!(lora_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
         else if (!strcmp(a, "--json")) o.json = true;
         else if (!strcmp(a, "--print-ids")) o.print_ids = true;
         else if (!strcmp(a, "--ignore-eos")) o.ignore_eos = true;
@@ -637,6 +640,7 @@ int bn_cmd_generate(int argc, char **argv) {
     }
     rc = 1;
     if (bn_cli_load_model_path(o.model, &model, &model_path) != BN_OK) { bn_cli_fail(o.model); goto out; }
+    if (lora_path && bn_model_apply_lora(model, lora_path, 1.0f) != BN_OK) { bn_cli_fail(lora_path); goto out; }
     rc = o.file ? run_batch(&o, model, model_path) : run_single(&o, model, model_path);
 out:
     bn_model_free(model);

@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "  -t N              threads (default: all CPUs)\n"
             "  --kernels NAME    ref | avx2 | avx512 (default: best for this CPU)\n"
             "  --head H          f16 (exact, default) | q8 | q6 | q4 (head quantized at load)\n"
+            "  --lora DIR        apply a LoRA adapter (PEFT folder: bitnet finetune --save)\n"
             "  --dump-hidden F   also write hidden states float32 [n_layer+2, n_ids, n_embd]\n");
 }
 
@@ -44,6 +45,7 @@ int bn_cmd_logits(int argc, char **argv) {
     long prefill = -1, threads = 0;
     int head_bits = 0;
     int rc = 2;
+    const char *lora_path = NULL; /* --lora: adapter folder */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (bn_cli_is_help(a)) { usage(stdout); free(ids); return 0; }
@@ -62,6 +64,7 @@ int bn_cmd_logits(int argc, char **argv) {
         else if (!strcmp(a, "--head")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) goto out;
         } else if (!strcmp(a, "--dump-hidden")) { if (!(dump_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
+        else if (!strcmp(a, "--lora")) { if (!(lora_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
         else { bn_cli_usage_error(cmd, "unknown option '%s'", a); goto out; }
     }
     if (!model_path) { bn_cli_usage_error(cmd, "-m MODEL is required"); goto out; }
@@ -75,6 +78,7 @@ int bn_cmd_logits(int argc, char **argv) {
     float *out = NULL, *hidden = NULL;
     FILE *f = NULL;
     if (bn_cli_load_model_opts(model_path, head_bits, &model, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto out; }
+    if (lora_path && bn_model_apply_lora(model, lora_path, 1.0f) != BN_OK) { bn_cli_fail(lora_path); goto out; }
     bn_model_info info;
     bn_model_get_info(model, &info);
     bn_context_params cp = bn_context_default_params();
