@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "train/train.h"
 #include "harness.h"
 
@@ -283,6 +285,7 @@ static void test_config(void) {
 }
 
 int main(void) {
+    openblas_set_num_threads(1);  /* the trainer parallelises with OpenMP (train.h) */
     RUN(test_schedules);
     RUN(test_accumulation);
     RUN(test_model_fd);

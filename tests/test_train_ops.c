@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "train/train.h"
 #include "harness.h"
 
@@ -318,6 +320,7 @@ static void test_quantizers(void) {
 }
 
 int main(void) {
+    openblas_set_num_threads(1);  /* the trainer parallelises with OpenMP (train.h) */
     RUN(test_rmsnorm_fd);
     RUN(test_rope);
     RUN(test_attention_fd);

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "train/train.h"
 #include "harness.h"
 
@@ -200,6 +202,7 @@ out:
 }
 
 int main(void) {
+    openblas_set_num_threads(1);  /* the trainer parallelises with OpenMP (train.h) */
     RUN(test_step0);
     RUN(test_ten_steps);
     return bn_test_finish("test_train_ref");

@@ -2,7 +2,6 @@
  * PEFT save/load, merge into the latent weights; freezing by name glob. */
 #include "train/lora.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -234,7 +233,7 @@ void bn_tr_lora_merge(bn_tr_model *m, const bn_tr_lora *a) {
         const bn_lora_pair *p = &a->pairs[i];
         float *w = bn_tr_w(m, bn_tr_tensor_layer(m, p->layer, k_slot[p->target]));
         /* W [out, in] += scale * B [out, r] . A [r, in] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, a->rank, a->scale,
+        bn_tr_sgemm(false, false, p->out, p->in, a->rank, a->scale,
                     p->B, a->rank, p->A, p->in, 1.0f, w, p->in);
     }
 }

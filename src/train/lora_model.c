@@ -6,7 +6,6 @@
  * no gradients (frozen), only A and B. */
 #include "train/lora.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,9 +92,9 @@ static void ad_fwd(const bn_tr_lora *lo, int layer, int t, const float *x, float
     if (s < 0 || lo->merge_aware) return;
     const bn_lora_pair *p = &lo->pairs[s];
     float *u = lo->acts->u[s];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, lo->rank, p->in, 1.0f, x, p->in, p->A,
+    bn_tr_sgemm(false, true, N, lo->rank, p->in, 1.0f, x, p->in, p->A,
                 p->in, 0.0f, u, lo->rank);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, p->out, lo->rank, lo->scale, u,
+    bn_tr_sgemm(false, true, N, p->out, lo->rank, lo->scale, u,
                 lo->rank, p->B, lo->rank, 1.0f, y, p->out);
 }
 
@@ -111,21 +110,21 @@ static void ad_bwd(bn_tr_lora *lo, int layer, int t, const float *x, const float
     float *gA = lo->g + (p->A - lo->p), *gB = lo->g + (p->B - lo->p), *g = lo->acts->ur;
     if (lo->merge_aware) {
         float *dW = lo->acts->wtmp;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->out, p->in, N, 1.0f, dy, p->out,
+        bn_tr_sgemm(true, false, p->out, p->in, N, 1.0f, dy, p->out,
                     xq, p->in, 0.0f, dW, p->in);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->out, r, p->in, lo->scale, dW,
+        bn_tr_sgemm(false, true, p->out, r, p->in, lo->scale, dW,
                     p->in, p->A, p->in, 1.0f, gB, r);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, p->in, p->out, lo->scale, p->B,
+        bn_tr_sgemm(true, false, r, p->in, p->out, lo->scale, p->B,
                     r, dW, p->in, 1.0f, gA, p->in);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p->out, r, N, lo->scale, dy, p->out,
+    bn_tr_sgemm(true, false, p->out, r, N, lo->scale, dy, p->out,
                 lo->acts->u[s], r, 1.0f, gB, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, p->out, 1.0f, dy, p->out, p->B, r,
+    bn_tr_sgemm(false, false, N, r, p->out, 1.0f, dy, p->out, p->B, r,
                 0.0f, g, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, p->in, N, lo->scale, g, r, x, p->in,
+    bn_tr_sgemm(true, false, r, p->in, N, lo->scale, g, r, x, p->in,
                 1.0f, gA, p->in);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, p->in, r, lo->scale, g, r, p->A,
+    bn_tr_sgemm(false, false, N, p->in, r, lo->scale, g, r, p->A,
                 p->in, 1.0f, dx, p->in);
 }
 
@@ -158,7 +157,7 @@ bn_status bn_tr_lora_forward(bn_tr_model *m, bn_tr_lora *lo, const int32_t *toke
             if (pi >= 0) {  /* merge-aware: quantize W + s B A */
                 const bn_lora_pair *p = &lo->pairs[pi];
                 memcpy(a->wtmp, src, sizeof(float) * m->params[t].n);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, lo->rank,
+                bn_tr_sgemm(false, false, p->out, p->in, lo->rank,
                             lo->scale, p->B, lo->rank, p->A, p->in, 1.0f, a->wtmp, p->in);
                 src = a->wtmp;
             }

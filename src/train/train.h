@@ -31,6 +31,12 @@ void bn_tr_actquant(const float *x, float *xq, int n, int d, bool quant);
  * s = 1/max(mean|W|, 1e-5), c = clamp(rint(W*s), -1, 1). Returns mean|W|.
  * quant=false copies W. */
 float bn_tr_weightquant(const float *w, float *wq, size_t n, bool quant);
+/* Row-major sgemm (op = transpose when ta/tb) split over the OpenMP threads,
+ * each block one OpenBLAS call. The trainer expects OpenBLAS to run
+ * single-threaded (openblas_set_num_threads(1), as `bitnet train` does) and
+ * OpenMP to provide the parallelism; otherwise both thread pools compete. */
+void bn_tr_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
 /* y[n,out] = xq[n,in] . wq[out,in]^T */
 void bn_tr_linear_fwd(const float *xq, const float *wq, float *y, int n, int in, int out);
 /* Straight-through backward: dx (=, or += if accum) = dy . wq ; dw += dy^T . xq. */

@@ -57,6 +57,14 @@ cmp -s "$T/base.bin" "$T/lora.bin" && fail "the adapter changed nothing"
 "$BIN" logits -m "$T/merged.gguf" --ids $IDS -o "$T/merged_gguf.bin" -t 1 || fail "logits merged gguf"
 cmp -s "$T/merged.bin" "$T/merged_gguf.bin" || fail "merged folder and merged GGUF differ"
 
+# 3b. a GGUF base (ternary weights * scale) and merge-aware training
+"$BIN" finetune -m "$T/merged.gguf" --data "$T/train.jsonl" --steps 2 --batch 2 --seq 96 --save "$T/ad2" 2> "$T/g.err" \
+    || { cat "$T/g.err"; fail "finetune on a GGUF base"; }
+grep -q "ternary weights \* scale" "$T/g.err" || fail "GGUF base not taken as ternary"
+"$BIN" finetune -m "$BASE" --data "$T/train.jsonl" --merge-aware --steps 2 --batch 2 --seq 96 --merge \
+    --save "$T/ma" --adapter-out "$T/ma_ad" --quiet || fail "merge-aware"
+grep -q '"bitnet_merge_aware"' "$T/ma_ad/adapter_config.json" || fail "merge-aware flag in adapter_config.json"
+
 # 4. full fine-tuning with frozen MLPs: those tensors stay bit-identical
 "$BIN" finetune -m "$BASE" --data "$T/train.jsonl" --freeze 'model.layers.*.mlp.*' \
     --freeze 'model.embed_tokens.*' --steps 3 --batch 2 --seq 96 --save "$T/full" --quiet || fail "full finetune"
@@ -88,6 +96,7 @@ printf '{"text": "fine"}\n{"prompt": "no text or messages"}\n' > "$T/bad.jsonl"
 expect_fail "bad.jsonl:2:" "$BIN" finetune -m "$BASE" --data "$T/bad.jsonl" --steps 1
 expect_fail "larger than the k_proj layer" "$BIN" finetune -m "$BASE" --data "$T/train.jsonl" --lora-rank 40 --steps 1
 expect_fail "unknown LoRA target 'qkv'" "$BIN" finetune -m "$BASE" --data "$T/train.jsonl" --lora-targets q,qkv --steps 1
+expect_fail "are for adapters" "$BIN" finetune -m "$BASE" --data "$T/train.jsonl" --full --merge-aware --steps 1
 expect_fail "matches no tensor" "$BIN" finetune -m "$BASE" --data "$T/train.jsonl" --freeze 'model.layers.*.attention.*' --steps 1
 # an adapter for another base (hidden 32)
 mkdir -p "$T/other"

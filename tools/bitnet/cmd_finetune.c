@@ -112,7 +112,7 @@ static int parse(int argc, char **argv, opts *o) {
     if (!o->model) return bn_cli_usage_error(CMD, "give the base model with -m");
     if (!o->data && o->steps > 0) return bn_cli_usage_error(CMD, "give the training data with --data (or --steps 0)");
     if (o->full && (o->lora || o->merge || o->merge_aware))
-        return bn_cli_usage_error(CMD, "--full/--freeze train the model itself; --lora and --merge are for adapters");
+        return bn_cli_usage_error(CMD, "--full/--freeze train the model itself; --lora, --merge and --merge-aware are for adapters");
     if (o->merge && !o->save) return bn_cli_usage_error(CMD, "--merge needs --save OUT for the merged model");
     if (o->alpha < 0) o->alpha = 2.0 * (double)o->rank;
     if (o->lr < 0) o->lr = o->full ? 1e-4 : 1e-3;
@@ -304,10 +304,10 @@ int bn_cmd_finetune(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc >= 0) return rc;
     rc = 1;
-    if (o.threads > 0) {
-        omp_set_num_threads((int)o.threads);
-        openblas_set_num_threads((int)o.threads);
-    }
+    /* as in `bitnet train`: OpenMP threads, OpenBLAS single-threaded
+     * (bn_tr_sgemm splits the products over the OpenMP threads) */
+    if (o.threads > 0) omp_set_num_threads((int)o.threads);
+    openblas_set_num_threads(1);
     ctx c = {.o = &o};
     char *resolved = NULL;
     bn_tokenizer *tok = NULL;

@@ -317,21 +317,26 @@ static void fmt_time(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
-/* OpenBLAS sgemm rate at the model's largest linear shape, timed now. */
-static double sgemm_rate(int M, int N, int K) {
+/* OpenBLAS sgemm rate at the model's largest linear shape, timed now: split
+ * over the OpenMP threads as training does (own = false), or with OpenBLAS's
+ * own threads (own = true). */
+static double sgemm_rate(int M, int N, int K, bool own) {
     float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)N * K, 4), *c = calloc((size_t)M * N, 4);
     double gf = 0;
     if (a && b && c) {
         for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
         for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)(i % 5) * 0.1f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+        if (own) openblas_set_num_threads(omp_get_max_threads());
+        bn_tr_sgemm(false, true, M, N, K, 1, a, K, b, K, 0, c, N);
         int reps = 0;
         double t0 = bn_time_s(), t;
         do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+            if (own) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+            else bn_tr_sgemm(false, true, M, N, K, 1, a, K, b, K, 0, c, N);
             reps++;
         } while ((t = bn_time_s() - t0) < 1.0);
         gf = 2.0 * M * N * K * reps / t / 1e9;
+        if (own) openblas_set_num_threads(1);
     }
     free(a);
     free(b);
@@ -462,18 +467,22 @@ static int train_loop(run *r) {
         double el = bn_time_s() - t0, n = (double)(end - first), tg = m->t_gemm - t_gemm0;
         if (!o->quiet && n > 0) {
             const bn_tr_config *c = &m->cfg;
-            double rate = sgemm_rate(B * T, c->ffn, c->hidden);
+            double rate = sgemm_rate(B * T, c->ffn, c->hidden, false);
+            double rate_own = sgemm_rate(B * T, c->ffn, c->hidden, true);
             fprintf(stderr, "bitnet train: %lld steps in %.1f s: %.0f tokens/s; linear layers "
                     "%.2f GFLOP/s overall, %.2f GFLOP/s inside their sgemm calls (%.0f%% of the "
-                    "time); OpenBLAS sgemm %dx%dx%d alone: %.2f GFLOP/s\n", (long long)n, el,
+                    "time); OpenBLAS sgemm %dx%dx%d alone, %d threads: %.2f GFLOP/s (split as in "
+                    "training), %.2f GFLOP/s (OpenBLAS's own threads)\n", (long long)n, el,
                     (double)BT * K * n / el, flops * n / el / 1e9, tg > 0 ? flops * n / tg / 1e9 : 0,
-                    100 * tg / el, B * T, c->ffn, c->hidden, rate);
+                    100 * tg / el, B * T, c->ffn, c->hidden, omp_get_max_threads(), rate, rate_own);
             if (r->log) {
                 fprintf(r->log, "{\"summary\":true,\"steps\":%lld,\"seconds\":%.3f,"
                         "\"tok_per_s\":%.1f,\"gflops_overall\":%.3f,\"gflops_gemm\":%.3f,"
-                        "\"gemm_time_frac\":%.4f,\"sgemm_gflops\":%.3f}\n", (long long)n, el,
+                        "\"gemm_time_frac\":%.4f,\"sgemm_gflops\":%.3f,\"sgemm_gflops_own_threads\":%.3f,"
+                        "\"threads\":%d}\n", (long long)n, el,
                         (double)BT * K * n / el, flops * n / el / 1e9,
-                        tg > 0 ? flops * n / tg / 1e9 : 0, tg / el, rate);
+                        tg > 0 ? flops * n / tg / 1e9 : 0, tg / el, rate, rate_own,
+                        omp_get_max_threads());
                 fflush(r->log);
             }
         }
@@ -493,10 +502,10 @@ int bn_cmd_train(int argc, char **argv) {
     opts o;
     int rc = parse(argc, argv, &o);
     if (rc >= 0) return rc;
-    if (o.threads > 0) {
-        omp_set_num_threads((int)o.threads);
-        openblas_set_num_threads((int)o.threads);
-    }
+    /* OpenMP provides all the parallelism (bn_tr_sgemm splits the products);
+     * OpenBLAS runs single-threaded inside it */
+    openblas_set_num_threads(1);
+    if (o.threads > 0) omp_set_num_threads((int)o.threads);
     run r = {.o = &o};
     rc = 0;
     if (o.data && open_data(&r) != BN_OK) { rc = bn_cli_fail("data"); goto done; }
