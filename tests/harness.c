@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,4 +42,40 @@ void *bn_test_read(const char *path, size_t *n) {
     fclose(f);
     if (n) *n = (size_t)sz;
     return buf;
+}
+
+int bn_test_compare_logits_tol(const char *what, const float *got, const float *ref, int n_rows, int n_vocab,
+                               double tol_mean, double tol_rel) {
+    int bad = 0;
+    double worst_mean = 0, worst_rel = 0;
+    for (int r = 0; r < n_rows; r++) {
+        const float *g = got + (size_t)r * n_vocab, *f = ref + (size_t)r * n_vocab;
+        double sum = 0, mx = 0, amax = 0;
+        int ag = 0, af = 0, a2 = -1;
+        for (int v = 0; v < n_vocab; v++) {
+            double d = fabs((double)g[v] - f[v]);
+            sum += d;
+            if (d > mx) mx = d;
+            if (fabs(f[v]) > amax) amax = fabs(f[v]);
+            if (g[v] > g[ag]) ag = v;
+            if (f[v] > f[af]) af = v;
+        }
+        for (int v = 0; v < n_vocab; v++)
+            if (v != af && (a2 < 0 || f[v] > f[a2])) a2 = v;
+        const double mean = sum / n_vocab, rel = amax > 0 ? mx / amax : mx, margin = a2 >= 0 ? f[af] - f[a2] : 0;
+        if (mean > worst_mean) worst_mean = mean;
+        if (rel > worst_rel) worst_rel = rel;
+        if (mean >= tol_mean || rel >= tol_rel || (margin > 0.5 && ag != af)) {
+            bad++;
+            fprintf(stderr, "  %s row %d: mean|d| %.4f, max|d|/max|ref| %.4f, argmax %d vs %d (margin %.3f)\n", what, r,
+                    mean, rel, ag, af, margin);
+        }
+    }
+    fprintf(stderr, "  %s: %d rows, worst mean|d| %.3g, worst max|d|/max|ref| %.3g\n", what, n_rows, worst_mean,
+            worst_rel);
+    return bad;
+}
+
+int bn_test_compare_logits(const char *what, const float *got, const float *ref, int n_rows, int n_vocab) {
+    return bn_test_compare_logits_tol(what, got, ref, n_rows, n_vocab, 0.1, 0.03);
 }

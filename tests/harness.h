@@ -31,4 +31,12 @@ const char *bn_test_tmpdir(void);
 /* Read a whole binary file; returns malloc'd buffer, sets *n bytes. NULL on error. */
 void *bn_test_read(const char *path, size_t *n);
 
+/* SPEC §2 tolerance between logits and a reference, per position: mean |d| <
+ * tol_mean, max |d| < tol_rel * max |ref|, argmax equal wherever the
+ * reference's top-2 margin > 0.5 (defaults 0.1 and 0.03). Prints the worst
+ * figures under `what`; returns the number of rows outside the tolerance. */
+int bn_test_compare_logits_tol(const char *what, const float *got, const float *ref, int n_rows, int n_vocab,
+                               double tol_mean, double tol_rel);
+int bn_test_compare_logits(const char *what, const float *got, const float *ref, int n_rows, int n_vocab);
+
 #endif

@@ -43,34 +43,7 @@ static float rndf(void) { return (float)(rnd() % 2000001) / 1000000.0f - 1.0f; }
 static double tol_mean = 0.1, tol_rel = 0.03;
 
 static int compare_rows(const char *what, const float *got, const float *ref, int n_rows) {
-    int bad = 0;
-    double worst_mean = 0, worst_rel = 0;
-    for (int r = 0; r < n_rows; r++) {
-        const float *g = got + (size_t)r * V, *f = ref + (size_t)r * V;
-        double sum = 0, mx = 0, amax = 0;
-        int ag = 0, af = 0, a2 = -1;
-        for (int v = 0; v < V; v++) {
-            double d = fabs((double)g[v] - f[v]);
-            sum += d;
-            if (d > mx) mx = d;
-            if (fabs(f[v]) > amax) amax = fabs(f[v]);
-            if (g[v] > g[ag]) ag = v;
-            if (f[v] > f[af]) af = v;
-        }
-        for (int v = 0; v < V; v++)
-            if (v != af && (a2 < 0 || f[v] > f[a2])) a2 = v;
-        const double mean = sum / V, rel = mx / amax, margin = f[af] - f[a2];
-        if (mean > worst_mean) worst_mean = mean;
-        if (rel > worst_rel) worst_rel = rel;
-        if (mean >= tol_mean || rel >= tol_rel || (margin > 0.5 && ag != af)) {
-            bad++;
-            fprintf(stderr, "  %s row %d: mean|d| %.4f, rel %.4f, argmax %d vs %d (margin %.3f)\n", what, r, mean, rel,
-                    ag, af, margin);
-        }
-    }
-    fprintf(stderr, "  %s: %d rows, worst mean|d| %.3g, worst max|d|/max|ref| %.3g\n", what, n_rows, worst_mean,
-            worst_rel);
-    return bad;
+    return bn_test_compare_logits_tol(what, got, ref, n_rows, V, tol_mean, tol_rel);
 }
 
 static float *read_ref(const char *rel, size_t expect_floats) {

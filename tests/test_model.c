@@ -17,36 +17,8 @@ static const int32_t seq7[] = {485, 225, 435, 190, 266, 351, 190};
 static const int32_t seq33[] = {377, 400, 151, 217, 66, 430, 319, 62, 40, 226, 252, 491, 268, 289, 10, 419, 294,
                                 202, 311, 475, 125, 467, 231, 333, 493, 394, 209, 403, 295, 224, 421, 16, 370};
 
-/* SPEC §2 tolerance, per position: mean |d| < 0.1, max |d| < 3% of max
- * |logit|, argmax equal where the reference top-2 margin > 0.5. */
 static int compare_rows(const char *what, const float *got, const float *ref, int n_rows, int n_vocab) {
-    int bad = 0;
-    double worst_mean = 0, worst_rel = 0;
-    for (int r = 0; r < n_rows; r++) {
-        const float *g = got + (size_t)r * n_vocab, *f = ref + (size_t)r * n_vocab;
-        double sum = 0, mx = 0, amax = 0;
-        int ag = 0, af = 0, a2 = -1;
-        for (int v = 0; v < n_vocab; v++) {
-            double d = fabs((double)g[v] - f[v]);
-            sum += d;
-            if (d > mx) mx = d;
-            if (fabs(f[v]) > amax) amax = fabs(f[v]);
-            if (g[v] > g[ag]) ag = v;
-            if (f[v] > f[af]) af = v;
-        }
-        for (int v = 0; v < n_vocab; v++)
-            if (v != af && (a2 < 0 || f[v] > f[a2])) a2 = v;
-        const double mean = sum / n_vocab, rel = mx / amax, margin = f[af] - f[a2];
-        if (mean > worst_mean) worst_mean = mean;
-        if (rel > worst_rel) worst_rel = rel;
-        if (mean >= 0.1 || rel >= 0.03 || (margin > 0.5 && ag != af)) {
-            bad++;
-            fprintf(stderr, "  %s row %d: mean|d| %.4f, max|d|/max|ref| %.4f, argmax %d vs %d (margin %.3f)\n", what, r,
-                    mean, rel, ag, af, margin);
-        }
-    }
-    fprintf(stderr, "  %s: %d rows, worst mean|d| %.3g, worst max|d|/max|ref| %.3g\n", what, n_rows, worst_mean, worst_rel);
-    return bad;
+    return bn_test_compare_logits(what, got, ref, n_rows, n_vocab);
 }
 
 static float *read_ref(const char *rel, size_t expect_floats) {
