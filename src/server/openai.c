@@ -413,6 +413,23 @@ static cJSON *add_text(cJSON *obj, const char *name, const char *s, size_t n) {
     char *t = NULL;
     size_t tl;
     if (bn_srv_utf8_sanitize(s ? s : "", s ? n : 0, &t, &tl)) return NULL;
+    /* cJSON strings end at a NUL, so a NUL byte in the text (a valid token:
+     * byte 0 of a byte-level vocabulary) silently dropped everything after
+     * it (found by fuzz_openai); it becomes U+FFFD like other unprintable bytes. */
+    size_t z = 0;
+    for (size_t i = 0; i < tl; i++) z += t[i] == '\0';
+    if (z) {
+        char *u = malloc(tl + 2 * z + 1);
+        if (!u) { free(t); return NULL; }
+        size_t k = 0;
+        for (size_t i = 0; i < tl; i++) {
+            if (t[i]) u[k++] = t[i];
+            else { memcpy(u + k, "\xEF\xBF\xBD", 3); k += 3; }
+        }
+        u[k] = '\0';
+        free(t);
+        t = u;
+    }
     cJSON *j = cJSON_AddStringToObject(obj, name, t);
     free(t);
     return j;

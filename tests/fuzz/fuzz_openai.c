@@ -6,7 +6,8 @@
  * Every call must either succeed or fill a bn_oai_error whose JSON renders;
  * a parsed request must hold a prompt of 1..n_ctx in-vocabulary ids, and
  * the responses built from it (the prompt's ids played back as "generated"
- * tokens, so logprobs and invalid UTF-8 are exercised) must render.
+ * tokens, so logprobs and invalid UTF-8 are exercised) must render as JSON
+ * that keeps every byte of the text.
  * The tokenizer (a tiny chatml BPE) is read once from $BN_SOURCE_DIR
  * (default: .)/tests/data/server/tokenizer. */
 #include <math.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "bitnet.h"
 #include "server/server.h"
@@ -67,6 +70,16 @@ static void render(bn_oai_request *o) {
     r->n_gen = n;
     r->finish = BN_FINISH_LENGTH;
     char *s = bn_oai_response(&ctx, o);
+    if (s) { /* no byte of the text may be lost (invalid ones become U+FFFD) */
+        cJSON *j = cJSON_Parse(s);
+        if (!j) abort();
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+        const cJSON *t = o->kind == BN_OAI_CHAT
+                             ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "message"), "content")
+                             : cJSON_GetObjectItemCaseSensitive(ch, "text");
+        if (!cJSON_IsString(t) || strlen(t->valuestring) < r->text_len) abort();
+        cJSON_Delete(j);
+    }
     free(s);
     s = bn_oai_chunk(&ctx, o, r->text, r->text_len, r->toks, r->n_toks, "stop", true);
     free(s);
