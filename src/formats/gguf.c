@@ -511,10 +511,12 @@ bn_status bn_gguf_parse(const uint8_t *buf, size_t size, const char *name, bn_gg
     return BN_OK;
 }
 
-bn_status bn_gguf_open(const char *path, bn_gguf **out) {
+bn_status bn_gguf_open(const char *path, bn_gguf **out) { return bn_gguf_open_ex(path, true, out); }
+
+bn_status bn_gguf_open_ex(const char *path, bool use_mmap, bn_gguf **out) {
     *out = NULL;
     bn_mmap m;
-    bn_status s = bn_mmap_open(path, true, &m);
+    bn_status s = bn_mmap_open(path, use_mmap, &m);
     if (s) return s;
     s = bn_gguf_parse(m.data, m.size, path, out);
     if (s) {

@@ -63,6 +63,8 @@ typedef struct bn_gguf bn_gguf;
 bn_status bn_gguf_parse(const uint8_t *buf, size_t size, const char *name, bn_gguf **out);
 /* Open a file by path (mmap, zero copy); the handle owns the mapping. */
 bn_status bn_gguf_open(const char *path, bn_gguf **out);
+/* use_mmap false: read the file into (huge-page advised) memory instead. */
+bn_status bn_gguf_open_ex(const char *path, bool use_mmap, bn_gguf **out);
 void      bn_gguf_free(bn_gguf *g);
 
 uint32_t bn_gguf_version(const bn_gguf *g);

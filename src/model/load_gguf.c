@@ -154,9 +154,9 @@ static bn_status read_hparams(gguf_loader *ld, const char *arch) {
 }
 
 bn_status bn_model_load_gguf(bn_model *m, const char *path, const bn_model_params *p) {
-    bn_status st = bn_gguf_open(path, &m->gguf);
+    bn_status st = bn_gguf_open_ex(path, p->use_mmap, &m->gguf);
     if (st != BN_OK) return st;
-    gguf_loader ld = {m, m->gguf, p->use_mmap};
+    gguf_loader ld = {m, m->gguf, true}; /* weights used in place, mapped or read */
     char arch[64];
     if (!bn_gguf_get_str(m->gguf, "general.architecture", arch, sizeof arch)) {
         st = bn_fail(BN_ERR_FORMAT, "metadata key general.architecture is missing");

@@ -30,6 +30,8 @@ bool bn_cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int *n);
  * to 8/6/4-bit rows; --head f16|q8|q6|q4 is parsed by bn_cli_parse_head. */
 bn_status bn_cli_load_model_opts(const char *spec, int head_bits, bn_model **out, char **resolved);
 bool bn_cli_parse_head(const char *cmd, const char *s, int *bits);
+/* As bn_cli_load_model_opts; use_mmap false reads the file into memory. */
+bn_status bn_cli_load_model_ex(const char *spec, int head_bits, bool use_mmap, bn_model **out, char **resolved);
 
 /* Load the model named by -m (a .gguf file or a Hugging Face folder). */
 bn_status bn_cli_load_model(const char *spec, bn_model **out);

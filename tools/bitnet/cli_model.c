@@ -19,6 +19,10 @@ bool bn_cli_parse_head(const char *cmd, const char *s, int *bits) {
 }
 
 bn_status bn_cli_load_model_opts(const char *spec, int head_bits, bn_model **out, char **resolved) {
+    return bn_cli_load_model_ex(spec, head_bits, true, out, resolved);
+}
+
+bn_status bn_cli_load_model_ex(const char *spec, int head_bits, bool use_mmap, bn_model **out, char **resolved) {
     if (resolved) *resolved = NULL;
     bn_hub_options ho = bn_hub_default_options();
     char *path = NULL;
@@ -26,6 +30,7 @@ bn_status bn_cli_load_model_opts(const char *spec, int head_bits, bn_model **out
     if (st) return st;
     bn_model_params mp = bn_model_default_params();
     mp.head_bits = head_bits;
+    mp.use_mmap = use_mmap;
     st = bn_model_load(path, &mp, out);
     if (st == BN_OK && resolved) *resolved = path;
     else free(path);

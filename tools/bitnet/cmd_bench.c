@@ -21,6 +21,7 @@ static void usage(FILE *f) {
             "  --device D    cpu (default) or cuda\n"
             "  --kernels K   ref | avx2 | avx512 (CPU kernel set; default: best)\n"
             "  --head H      f16 (the file's head, exact) | q8 | q6 | q4 (quantized at load)\n"
+            "  --no-mmap     read the weights into (huge-page) memory instead of mapping the file\n"
             "  --json        one JSON object instead of the table\n");
 }
 
@@ -54,6 +55,7 @@ int bn_cmd_bench(int argc, char **argv) {
     long threads = 0, n_prompt = 128, n_gen = 64, reps = 5, seqs = 1;
     bool json = false;
     int head_bits = 0;
+    bool no_mmap = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (bn_cli_is_help(a)) { usage(stdout); return 0; }
@@ -66,6 +68,7 @@ int bn_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--device")) { if (!(device = bn_cli_value(cmd, argc, argv, &i))) return 2; }
         else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) return 2; }
         else if (!strcmp(a, "--head")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) return 2; }
+        else if (!strcmp(a, "--no-mmap")) no_mmap = true;
         else if (!strcmp(a, "--json")) json = true;
         else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
     }
@@ -78,7 +81,7 @@ int bn_cmd_bench(int argc, char **argv) {
     int32_t *toks = NULL, *seq_ids = NULL;
     double *pp = NULL, *tg = NULL;
     int rc = 1;
-    if (bn_cli_load_model_opts(model_path, head_bits, &m, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto done; }
+    if (bn_cli_load_model_ex(model_path, head_bits, !no_mmap, &m, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto done; }
     bn_model_info info;
     bn_model_get_info(m, &info);
     bn_context_params cp = bn_context_default_params();
