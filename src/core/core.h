@@ -76,6 +76,11 @@ const bn_type_traits *bn_type_get(bn_type t);
  * Returns false if n is not a multiple of the block size or on overflow. */
 bool bn_type_nbytes(bn_type t, uint64_t n, uint64_t *out);
 
+/* Upper bound of the values in a JSON text (1 + openings + commas outside
+ * strings). cJSON spends ~80 bytes per value, so callers refuse absurd
+ * documents (a 100 MB "0,0,..." would cost 4 GB) before parsing them. */
+size_t bn_json_value_bound(const char *text, size_t len);
+
 /* Number of online CPUs (>= 1). */
 int bn_cpu_count(void);
 

@@ -158,28 +158,11 @@ static uint64_t st_le64(const uint8_t *p) {
 
 static bool st_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-/* Upper bound of the JSON values in a text (1 + openings + commas outside
- * strings). cJSON spends ~80 bytes per value, so a 100 MB header of "0,0,..."
- * would cost 4 GB: count first, refuse absurd documents before parsing. */
-static size_t st_json_values(const char *text, size_t len) {
-    size_t n = 1;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') in_str = true;
-        else if (c == ',' || c == '[' || c == '{') n++;
-    }
-    return n;
-}
-
 /* Parse JSON text of exactly `len` bytes (NUL-terminated at text[len]);
  * only whitespace may follow the value. On failure *err_at is the offset
  * (or SIZE_MAX when the document has too many values). */
 static cJSON *st_json_parse(const char *text, size_t len, size_t *err_at) {
-    if (st_json_values(text, len) > ST_MAX_JSON_VALUES) {
+    if (bn_json_value_bound(text, len) > ST_MAX_JSON_VALUES) {
         *err_at = SIZE_MAX;
         return NULL;
     }

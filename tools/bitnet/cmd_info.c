@@ -78,29 +78,12 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-/* Upper bound of the values in a JSON text (1 + openings + commas outside
- * strings): cJSON spends ~80 bytes per value, so refuse absurd documents
- * before parsing them. */
-static size_t json_values(const char *text, size_t len) {
-    size_t n = 1;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') in_str = true;
-        else if (c == ',' || c == '[' || c == '{') n++;
-    }
-    return n;
-}
-
 /* Parse a (small) JSON file; NULL with a message naming it on failure. */
 static cJSON *read_json(const char *path, size_t max) {
     char *text = NULL;
     size_t len = 0;
     if (bn_read_file(path, max, &text, &len) != BN_OK) return NULL;
-    if (json_values(text, len) > INFO_MAX_JSON_VALUES) {
+    if (bn_json_value_bound(text, len) > INFO_MAX_JSON_VALUES) {
         free(text);
         bn_fail(BN_ERR_FORMAT, "%s: more than %zu JSON values; refusing to parse it", path, INFO_MAX_JSON_VALUES);
         return NULL;
