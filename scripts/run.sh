@@ -6,7 +6,9 @@ BUILD=${1:-build}
 BITNET="$BUILD/bitnet"
 DEMO=models/demo.gguf
 if [ -f "$DEMO" ] && "$BITNET" help | grep -q "^  generate"; then
-  exec "$BITNET" generate -m "$DEMO" -p "Once upon a time" -n 200 --temp 0.8 --top-p 0.95 --seed 42
+  PROMPT="Once upon a time"
+  printf '%s' "$PROMPT"   # generate streams only the continuation
+  exec "$BITNET" generate -m "$DEMO" -p "$PROMPT" -n 200 --temp 0.8 --top-p 0.95 --seed 42
 fi
 SAMPLE="$BUILD/sample-tiny.gguf"
 [ -f "$SAMPLE" ] || "$BITNET" random-model --shape tiny -o "$SAMPLE" --seed 1

@@ -220,6 +220,7 @@ static int run_single(const gen_opts *o, bn_model *model, const char *model_path
         cJSON_Delete(j);
     } else {
         if (ss.print_text || ss.print_ids_live) printf("\n");
+        fflush(stdout); /* the stats line (stderr) must follow the text on a terminal */
         fprintf(stderr,
                 "bitnet generate: prompt %d tokens (%.1f tok/s), generated %d tokens in %.3f s (%.2f tok/s), "
                 "ttft %.1f ms, finish %s, seed %llu\n",
