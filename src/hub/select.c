@@ -90,10 +90,11 @@ static void some_names(const char *const *all, size_t n, char *buf, size_t cap) 
     buf[0] = '\0';
     for (size_t i = 0; i < n && i < 12; i++) {
         int w = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", all[i]);
-        if (w < 0 || (size_t)w >= cap - used) break;
+        if (w < 0 || (size_t)w >= cap - used) break; /* truncated: buf is full */
         used += (size_t)w;
     }
-    if (n > 12 && used + 5 < cap) strcat(buf, ", ...");
+    used = strlen(buf); /* a truncated snprintf filled more than `used` says */
+    if (n > 12 && used + sizeof ", ..." <= cap) memcpy(buf + used, ", ...", sizeof ", ...");
 }
 
 bn_status bn_hub_select(const char *repo, const char *const *all, size_t n_all, const char *file,
