@@ -357,8 +357,8 @@ static void test_from_ternary(void) {
         int nn;
         CHECK_OK(bn_tr_forward(m, tok, tgt, 1, T, 1.0f, &ls, &nn, ref));
         float *got = engine_logits(bm, tok, T, V);
-        double wm, wr;
-        int ab;
+        double wm = 0, wr = 0;
+        int ab = 0;
         CHECK(got && spec_close(ref, got, T, V, &wm, &wr, &ab));
         fprintf(stderr, "   trainer from ternary vs engine: mean|d| %.4f, max rel %.4f\n", wm, wr);
         free(ref);
