@@ -210,7 +210,7 @@ bn_status bn_tr_lora_save(const bn_tr_lora *a, const char *dir, const char *base
     cJSON_AddBoolToObject(r, "inference_mode", 1);
     cJSON_AddBoolToObject(r, "use_rslora", 0);
     cJSON_AddBoolToObject(r, "use_dora", 0);
-    cJSON_AddStringToObject(r, "init_lora_weights", "true");
+    cJSON_AddBoolToObject(r, "init_lora_weights", 1); /* PEFT rejects the string "true" */
     cJSON *tm = cJSON_AddArrayToObject(r, "target_modules");
     for (int t = 0; t < BN_LORA_N_TARGETS; t++)
         if (a->targets & (1u << t)) cJSON_AddItemToArray(tm, cJSON_CreateString(bn_lora_target_module(t)));

@@ -38,6 +38,8 @@ echo '{"text": "plain text lines are learned whole"}' >> "$T/train.jsonl"
 [ -f "$T/ad/adapter_model.safetensors" ] && [ -f "$T/ad/adapter_config.json" ] || fail "adapter files"
 grep -q '"peft_type":[[:space:]]*"LORA"' "$T/ad/adapter_config.json" || fail "peft_type"
 grep -q '"o_proj"' "$T/ad/adapter_config.json" || fail "target_modules"
+# PEFT (0.21) refuses a string here: LoraConfig takes true/false or a method name
+grep -q '"init_lora_weights":[[:space:]]*true' "$T/ad/adapter_config.json" || fail "init_lora_weights must be the JSON boolean true"
 first=$(head -n 3 "$T/log.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/' | awk '{s+=$1} END {print s/NR}')
 last=$(tail -n 3 "$T/log.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/' | awk '{s+=$1} END {print s/NR}')
 echo "reply loss: first steps $first, last steps $last"
