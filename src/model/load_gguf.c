@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "formats/gguf.h"
+#include "load_gguf_tq.h"
 #include "model.h"
 #include "quant/ternary.h"
 
@@ -49,6 +50,7 @@ static bn_status load_linear(gguf_loader *ld, const char *name, int32_t n_in, in
     if (t->ne[0] != (uint64_t)n_in || t->ne[1] != (uint64_t)n_out || t->ne[2] != 1 || t->ne[3] != 1)
         return bn_fail(BN_ERR_SHAPE, "tensor %s has shape [%llu, %llu] (GGUF order), expected [%d, %d]", name,
                        (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], n_in, n_out);
+    if ((st = bn_gguf_no_output_scale(ld->g, name)) != BN_OK) return st;
     l->n_in = n_in;
     l->n_out = n_out;
     const size_t n = (size_t)n_in * (size_t)n_out;
@@ -71,6 +73,13 @@ static bn_status load_linear(gguf_loader *ld, const char *name, int32_t n_in, in
         l->w = w;
         return BN_OK;
     }
+    if (bn_gguf_is_tq(t->type)) { /* llama.cpp's TQ1_0 / TQ2_0, decoded (load_gguf_tq.c) */
+        uint8_t *w = bn_alloc_list_add(&ld->m->owned, 64, bn_t2r_row_bytes(n_in) * (size_t)n_out);
+        if (!w) return BN_ERR_NOMEM;
+        if ((st = bn_gguf_tq_to_t2r(t, name, n_in, n_out, w, &l->scale)) != BN_OK) return st;
+        l->w = w;
+        return BN_OK;
+    }
     if (t->type == BN_TYPE_F32 || t->type == BN_TYPE_F16 || t->type == BN_TYPE_BF16) {
         float *f = bn_malloc(n * sizeof(float));
         if (!f) return BN_ERR_NOMEM;
@@ -85,7 +94,7 @@ static bn_status load_linear(gguf_loader *ld, const char *name, int32_t n_in, in
         l->w = w;
         return BN_OK;
     }
-    return bn_fail(BN_ERR_UNSUPPORTED, "tensor %s has type %s; ternary linears must be I2_S (or float masters)", name,
+    return bn_fail(BN_ERR_UNSUPPORTED, "tensor %s has type %s; ternary linears must be I2_S, TQ1_0, TQ2_0 (or float masters)", name,
                    bn_type_name((bn_type)t->type));
 }
 
@@ -162,8 +171,16 @@ bn_status bn_model_load_gguf(bn_model *m, const char *path, const bn_model_param
         st = bn_fail(BN_ERR_FORMAT, "metadata key general.architecture is missing");
         goto fail;
     }
-    if (strcmp(arch, "bitnet-b1.58") != 0 && strcmp(arch, "bitnet-25") != 0) {
-        st = bn_fail(BN_ERR_UNSUPPORTED, "architecture '%s' is not supported (bitnet-b1.58 or bitnet-25)", arch);
+    if (strcmp(arch, "bitnet-b1.58") != 0 && strcmp(arch, "bitnet-25") != 0 && strcmp(arch, "bitnet") != 0) {
+        st = bn_fail(BN_ERR_UNSUPPORTED, "architecture '%s' is not supported (bitnet-b1.58, bitnet-25 or bitnet)", arch);
+        goto fail;
+    }
+    /* "bitnet" is llama.cpp's only BitNet name, so b1.58 2B4T files made for its
+     * llama-quantize (TQ1_0/TQ2_0) carry it. llama.cpp's converter of 1bitLLM
+     * models (SiLU FFN, not run here) always writes bitnet.rope.scaling.type. */
+    if (strcmp(arch, "bitnet") == 0 && bn_gguf_find(m->gguf, "bitnet.rope.scaling.type")) {
+        st = bn_fail(BN_ERR_UNSUPPORTED, "architecture 'bitnet' with rope scaling is a 1bitLLM model (SiLU FFN), "
+                                         "not supported; BitNet b1.58 2B4T files load");
         goto fail;
     }
     if ((st = read_hparams(&ld, arch)) != BN_OK) goto fail;
@@ -174,13 +191,21 @@ bn_status bn_model_load_gguf(bn_model *m, const char *path, const bn_model_param
                      (unsigned long long)emb->ne[0], (unsigned long long)emb->ne[1], m->hp.n_embd, m->hp.n_vocab);
         goto fail;
     }
-    if (emb->type != BN_TYPE_F32 && emb->type != BN_TYPE_F16 && emb->type != BN_TYPE_BF16) {
-        st = bn_fail(BN_ERR_UNSUPPORTED, "tensor token_embd.weight has type %s (F32, F16 or BF16 supported)",
+    if (bn_gguf_is_dequant(emb->type)) { /* llama.cpp's Q6_K / Q8_0 head: exact f32 values */
+        const uint64_t ne = (uint64_t)m->hp.n_embd * (uint64_t)m->hp.n_vocab;
+        float *f = bn_alloc_list_add(&m->owned, 64, (size_t)ne * sizeof(float));
+        if (!f) { st = BN_ERR_NOMEM; goto fail; }
+        if ((st = bn_gguf_dequant_f32(emb, "token_embd.weight", ne, f)) != BN_OK) goto fail;
+        m->tok_embd = f;
+        m->embd_type = BN_TYPE_F32;
+    } else if (emb->type != BN_TYPE_F32 && emb->type != BN_TYPE_F16 && emb->type != BN_TYPE_BF16) {
+        st = bn_fail(BN_ERR_UNSUPPORTED, "tensor token_embd.weight has type %s (F32, F16, BF16, Q8_0 or Q6_K supported)",
                      bn_type_name((bn_type)emb->type));
         goto fail;
+    } else {
+        m->tok_embd = emb->data;
+        m->embd_type = (bn_type)emb->type;
     }
-    m->tok_embd = emb->data;
-    m->embd_type = (bn_type)emb->type;
     if (bn_gguf_find_tensor(m->gguf, "output.weight")) {
         st = bn_fail(BN_ERR_UNSUPPORTED, "untied output heads (output.weight) are not supported");
         goto fail;

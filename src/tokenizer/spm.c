@@ -142,26 +142,16 @@ static int parse_byte_token(const char *s, size_t n) {
 
 bn_status bn_tokenizer_from_gguf_spm(const bn_gguf *g, bn_tokenizer **out) {
     *out = NULL;
-    const bn_gguf_value *toks = bn_gguf_find(g, "tokenizer.ggml.tokens");
-    if (!toks || toks->type != BN_GGUF_ARRAY || toks->v.arr.elem_type != BN_GGUF_STRING)
-        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.tokens missing or not a string array");
-    uint64_t nt = toks->v.arr.n;
-    if (nt == 0 || nt > (1u << 24)) return bn_fail(BN_ERR_FORMAT, "vocabulary size %llu out of range", (unsigned long long)nt);
-    const bn_gguf_value *types = bn_gguf_find(g, "tokenizer.ggml.token_type");
-    if (types && (types->type != BN_GGUF_ARRAY || types->v.arr.n != nt))
-        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type does not match the token count");
-    const bn_gguf_value *scores = bn_gguf_find(g, "tokenizer.ggml.scores");
-    if (scores && (scores->type != BN_GGUF_ARRAY || scores->v.arr.elem_type != BN_GGUF_FLOAT32 || scores->v.arr.n != nt))
-        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.scores must be %llu float32 values", (unsigned long long)nt);
-    uint64_t blob = 0;
-    for (uint64_t i = 0; i < nt; i++) {
-        bn_gguf_str s;
-        if (!bn_gguf_arr_str(toks, i, &s)) return bn_fail(BN_ERR_FORMAT, "bad token string %llu", (unsigned long long)i);
-        blob += s.len;
-    }
+    bn_gguf_vocab voc;
     bn_tokenizer *t;
-    bn_status st = bn_tok_alloc((int32_t)nt, (size_t)(blob < BN_MAX_ALLOC ? blob : 0), &t);
+    bn_status st = bn_gguf_vocab_open(g, &voc, &t);
     if (st) return st;
+    const uint64_t nt = voc.n;
+    const bn_gguf_value *scores = bn_gguf_find(g, "tokenizer.ggml.scores");
+    if (scores && (scores->type != BN_GGUF_ARRAY || scores->v.arr.elem_type != BN_GGUF_FLOAT32 || scores->v.arr.n != nt)) {
+        bn_tokenizer_free(t);
+        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.scores must be %llu float32 values", (unsigned long long)nt);
+    }
     t->kind = BN_TOK_SPM;
     t->add_space_prefix = true;
     t->score = bn_malloc((size_t)nt * sizeof *t->score);
@@ -170,13 +160,8 @@ bn_status bn_tokenizer_from_gguf_spm(const bn_gguf *g, bn_tokenizer **out) {
     if (!t->score) st = BN_ERR_NOMEM;
     for (uint64_t i = 0; i < nt && !st; i++) {
         bn_gguf_str s;
-        bn_gguf_arr_str(toks, i, &s);
-        int64_t ty = BN_TOKTYPE_NORMAL;
-        if (types && !bn_gguf_arr_int(types, i, &ty)) {
-            st = bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type is not an integer array");
-            break;
-        }
-        if (ty < 1 || ty > 6) ty = BN_TOKTYPE_NORMAL;
+        int ty;
+        if ((st = bn_gguf_vocab_token(&voc, i, &s, &ty))) break;
         float sc = 0.0f;
         if (scores) memcpy(&sc, (const char *)scores->v.arr.data + i * 4, 4);
         t->score[i] = sc;
@@ -188,7 +173,7 @@ bn_status bn_tokenizer_from_gguf_spm(const bn_gguf *g, bn_tokenizer **out) {
             continue;
         }
         if (ty == BN_TOKTYPE_CONTROL || ty == BN_TOKTYPE_UNKNOWN) {
-            st = bn_tok_set(t, (int32_t)i, s.data, (size_t)s.len, (int)ty);
+            st = bn_tok_set(t, (int32_t)i, s.data, (size_t)s.len, ty);
             if (ty == BN_TOKTYPE_UNKNOWN && t->unk_id < 0) t->unk_id = (int32_t)i;
             continue;
         }
@@ -204,15 +189,13 @@ bn_status bn_tokenizer_from_gguf_spm(const bn_gguf *g, bn_tokenizer **out) {
             if (k + 3 <= s.len && !memcmp(s.data + k, "\xe2\x96\x81", 3)) { tmp[o++] = ' '; k += 3; }
             else tmp[o++] = s.data[k++];
         }
-        st = bn_tok_set(t, (int32_t)i, tmp, o, (int)ty);
+        st = bn_tok_set(t, (int32_t)i, tmp, o, ty);
     }
     free(tmp);
     uint32_t v;
     bool b;
     if (!st) {
-        if (bn_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v) && v < nt) t->bos_id = (int32_t)v;
-        if (bn_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v) && v < nt) t->eos_id = (int32_t)v;
-        if (bn_gguf_get_u32(g, "tokenizer.ggml.eot_token_id", &v) && v < nt) t->eot_id = (int32_t)v;
+        bn_gguf_vocab_special_ids(g, &voc, t);
         if (bn_gguf_get_u32(g, "tokenizer.ggml.unknown_token_id", &v) && v < nt) t->unk_id = (int32_t)v;
         if (bn_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b)) t->add_space_prefix = b;
         snprintf(t->pre_name, sizeof t->pre_name, "default");

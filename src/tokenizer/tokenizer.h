@@ -211,6 +211,20 @@ bn_status bn_spm_encode(const bn_tokenizer *t, const char *text, size_t len, boo
 /* GGUF tokenizer.ggml.model == "llama". */
 bn_status bn_tokenizer_from_gguf_spm(const bn_gguf *g, bn_tokenizer **out);
 
+/* The vocabulary arrays every GGUF tokenizer model has (vocab_gguf.c):
+ * tokenizer.ggml.tokens (1 .. 2^24 strings) and the optional
+ * tokenizer.ggml.token_type (one integer per token). */
+typedef struct bn_gguf_vocab {
+    const bn_gguf_value *toks, *types;
+    uint64_t n;
+} bn_gguf_vocab;
+/* Validate them and allocate *out for their n tokens (bn_tok_alloc). */
+bn_status bn_gguf_vocab_open(const bn_gguf *g, bn_gguf_vocab *v, bn_tokenizer **out);
+/* Token i's stored string and type (BN_TOKTYPE_*; values outside 1..6 read as normal). */
+bn_status bn_gguf_vocab_token(const bn_gguf_vocab *v, uint64_t i, bn_gguf_str *s, int *type);
+/* bos / eos / eot ids from tokenizer.ggml.*_token_id where below v->n. */
+void      bn_gguf_vocab_special_ids(const bn_gguf *g, const bn_gguf_vocab *v, bn_tokenizer *t);
+
 /* ---- UTF-8 and the GPT-2 byte <-> unicode map --------------------------- */
 
 /* Length of the valid UTF-8 character starting at s (strict: no overlongs,

@@ -51,6 +51,45 @@ bn_status bn_tok_add_merge_str(bn_tokenizer *t, const char *l, size_t ln, const 
     return bn_tok_add_merge(t, a, b, c);
 }
 
+bn_status bn_gguf_vocab_open(const bn_gguf *g, bn_gguf_vocab *v, bn_tokenizer **out) {
+    *out = NULL;
+    v->toks = bn_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!v->toks || v->toks->type != BN_GGUF_ARRAY || v->toks->v.arr.elem_type != BN_GGUF_STRING)
+        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.tokens missing or not a string array");
+    const uint64_t nt = v->n = v->toks->v.arr.n;
+    if (nt == 0 || nt > (1u << 24)) return bn_fail(BN_ERR_FORMAT, "vocabulary size %llu out of range", (unsigned long long)nt);
+    v->types = bn_gguf_find(g, "tokenizer.ggml.token_type");
+    if (v->types && (v->types->type != BN_GGUF_ARRAY || v->types->v.arr.n != nt))
+        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type has %llu entries for %llu tokens",
+                       v->types->type == BN_GGUF_ARRAY ? (unsigned long long)v->types->v.arr.n : 0ull,
+                       (unsigned long long)nt);
+    uint64_t blob = 0;
+    for (uint64_t i = 0; i < nt; i++) {
+        bn_gguf_str s;
+        if (!bn_gguf_arr_str(v->toks, i, &s)) return bn_fail(BN_ERR_FORMAT, "bad token string %llu", (unsigned long long)i);
+        blob += s.len;
+    }
+    return bn_tok_alloc((int32_t)nt, (size_t)(blob < BN_MAX_ALLOC ? blob : 0), out);
+}
+
+bn_status bn_gguf_vocab_token(const bn_gguf_vocab *v, uint64_t i, bn_gguf_str *s, int *type) {
+    int64_t ty = BN_TOKTYPE_NORMAL;
+    if (!bn_gguf_arr_str(v->toks, i, s)) return bn_fail(BN_ERR_FORMAT, "bad token string %llu", (unsigned long long)i);
+    if (v->types && !bn_gguf_arr_int(v->types, i, &ty))
+        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type is not an integer array");
+    *type = ty < 1 || ty > 6 ? BN_TOKTYPE_NORMAL : (int)ty;
+    return BN_OK;
+}
+
+void bn_gguf_vocab_special_ids(const bn_gguf *g, const bn_gguf_vocab *v, bn_tokenizer *t) {
+    static const char *const keys[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                        "tokenizer.ggml.eot_token_id"};
+    int32_t *dst[3] = {&t->bos_id, &t->eos_id, &t->eot_id};
+    uint32_t id;
+    for (int k = 0; k < 3; k++)
+        if (bn_gguf_get_u32(g, keys[k], &id) && id < v->n) *dst[k] = (int32_t)id;
+}
+
 bn_status bn_tokenizer_from_gguf(const bn_gguf *g, bn_tokenizer **out) {
     *out = NULL;
     char model[32] = "", pre[32] = "";
@@ -75,49 +114,28 @@ bn_status bn_tokenizer_from_gguf(const bn_gguf *g, bn_tokenizer **out) {
         return bn_fail(BN_ERR_UNSUPPORTED, "unknown GGUF tokenizer model '%s' (supported: gpt2, llama)", model);
     bn_gguf_get_str(g, "tokenizer.ggml.pre", pre, sizeof pre);
 
-    const bn_gguf_value *toks = bn_gguf_find(g, "tokenizer.ggml.tokens");
-    if (!toks || toks->type != BN_GGUF_ARRAY || toks->v.arr.elem_type != BN_GGUF_STRING)
-        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.tokens missing or not a string array");
-    const bn_gguf_value *types = bn_gguf_find(g, "tokenizer.ggml.token_type");
-    if (types && (types->type != BN_GGUF_ARRAY || types->v.arr.n != toks->v.arr.n))
-        return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type has %llu entries for %llu tokens",
-                       types->type == BN_GGUF_ARRAY ? (unsigned long long)types->v.arr.n : 0ull,
-                       (unsigned long long)toks->v.arr.n);
     const bn_gguf_value *merges = bn_gguf_find(g, "tokenizer.ggml.merges");
     if (!merges || merges->type != BN_GGUF_ARRAY || merges->v.arr.elem_type != BN_GGUF_STRING)
         return bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.merges missing or not a string array "
                                       "(a gpt2 tokenizer needs its merges)");
-    uint64_t nt = toks->v.arr.n;
-    if (nt == 0 || nt > (1u << 24)) return bn_fail(BN_ERR_FORMAT, "vocabulary size %llu out of range", (unsigned long long)nt);
     if (merges->v.arr.n > (uint64_t)INT32_MAX / 2) return bn_fail(BN_ERR_FORMAT, "too many merges");
 
-    uint64_t blob = 0;
-    for (uint64_t i = 0; i < nt; i++) {
-        bn_gguf_str s;
-        if (!bn_gguf_arr_str(toks, i, &s)) return bn_fail(BN_ERR_FORMAT, "bad token string %llu", (unsigned long long)i);
-        blob += s.len;
-    }
+    bn_gguf_vocab voc;
     bn_tokenizer *t;
-    bn_status st = bn_tok_alloc((int32_t)nt, (size_t)(blob < BN_MAX_ALLOC ? blob : 0), &t);
+    bn_status st = bn_gguf_vocab_open(g, &voc, &t);
     if (st) return st;
+    const uint64_t nt = voc.n;
     char *tmp = NULL;
     size_t tmp_cap = 0;
     for (uint64_t i = 0; i < nt && !st; i++) {
         bn_gguf_str s;
-        bn_gguf_arr_str(toks, i, &s);
-        int64_t ty = BN_TOKTYPE_NORMAL;
-        if (types && !bn_gguf_arr_int(types, i, &ty)) {
-            st = bn_fail(BN_ERR_FORMAT, "tokenizer.ggml.token_type is not an integer array");
-            break;
-        }
-        if (ty < 1 || ty > 6) ty = BN_TOKTYPE_NORMAL;
-        st = add_token(t, (int32_t)i, s.data, (size_t)s.len, (int)ty, &tmp, &tmp_cap);
+        int ty;
+        if ((st = bn_gguf_vocab_token(&voc, i, &s, &ty))) break;
+        st = add_token(t, (int32_t)i, s.data, (size_t)s.len, ty, &tmp, &tmp_cap);
     }
     uint32_t v;
     if (!st) {
-        if (bn_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v) && v < nt) t->bos_id = (int32_t)v;
-        if (bn_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v) && v < nt) t->eos_id = (int32_t)v;
-        if (bn_gguf_get_u32(g, "tokenizer.ggml.eot_token_id", &v) && v < nt) t->eot_id = (int32_t)v;
+        bn_gguf_vocab_special_ids(g, &voc, t);
         if (bn_gguf_get_u32(g, "tokenizer.ggml.eom_token_id", &v) && v < nt) t->eom_id = (int32_t)v;
         bool llama3 = !pre[0] || pre_is_llama3(pre);
         t->mode = BN_BPE_MERGES;

@@ -28,7 +28,7 @@ typedef struct bn_tr_lora {
     size_t   n;              /* floats in p (all A and B) */
     float   *p, *g, *m1, *m2;/* params, grads, AdamW moments */
     int64_t  step;
-    bn_tr_lora_acts *acts;   /* activations of the last forward */
+    bn_tr_lora_acts *acts;   /* adapter activations of the last forward (the base's stay in the model) */
     /* merge-aware training: instead of the f32 side path, the forward uses
      * ternary(W + scale * B A) on the int8 input (straight-through gradients),
      * i.e. exactly the model that --merge writes. */
@@ -52,7 +52,8 @@ void      bn_tr_lora_free(bn_tr_lora *a);
 bn_status bn_tr_lora_forward(bn_tr_model *m, bn_tr_lora *a, const int32_t *tokens,
                              const int32_t *targets, int B, int T, float loss_scale,
                              double *loss_sum, int *n_tok, float *logits_out);
-/* Logits [B*T, V] of the last bn_tr_lora_forward (valid until the next). */
+/* Logits [B*T, V] of the last bn_tr_lora_forward; they live in the model's
+ * activations, valid until that model's next forward (LoRA or not). */
 const float *bn_tr_lora_logits(const bn_tr_lora *a);
 /* Accumulates dA, dB of the last forward into a->g (the base gets none). */
 bn_status bn_tr_lora_backward(bn_tr_model *m, bn_tr_lora *a);
