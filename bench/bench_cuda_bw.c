@@ -2,7 +2,9 @@
  * device-to-device copy bandwidth, and with a MODEL the bytes one decode
  * step must read on the GPU (2-bit weights, f16 head, norms) and the tokens/s
  * that bound gives; the backend's memory report is logged as well.
- * usage: bench_cuda_bw [MODEL]. Exits 77 without CUDA. */
+ * With a MODEL it also traces the persistent batch-1 kernel (where a step's
+ * time goes, phase by phase; bn_cuda_trace_decode).
+ * usage: bench_cuda_bw [MODEL [STEPS]]. Exits 77 without CUDA. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,8 +12,11 @@
 #ifdef BITNET_CUDA
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_test.h"
+#include "model/context.h"
 #include "model/model.h"
 #endif
+
+#define BN_CU_NSTAMP_ 15 /* phases traced per layer (BN_CU_NSTAMP of cuda_internal.cuh) */
 
 int main(int argc, char **argv) {
 #ifdef BITNET_CUDA
@@ -60,6 +65,25 @@ int main(int argc, char **argv) {
     cp.logger = mp.logger;
     bn_context *c = NULL;
     if (bn_context_create(m, &cp, &c) != BN_OK) fprintf(stderr, "bench_cuda_bw: %s\n", bn_last_error());
+    static const char *names[BN_CU_NSTAMP_] = {
+        "attn norm+quant", "wait qkv weights", "qkv GEMV+prefetch", "barrier", "attention", "barrier",
+        "sub-norm+quant", "o GEMV (+wait)", "barrier", "ffn norm+quant", "gate|up GEMV (+wait)", "barrier",
+        "relu2*up sub-norm", "down GEMV (+wait)", "barrier (next layer)"};
+    const int steps = argc > 2 ? atoi(argv[2]) : 128;
+    /* variant 0: the default (TMA weight copies); 2: v4's cp.async copies */
+    for (int var = 0; c && var <= 2; var += 2) {
+        double mean[BN_CU_NSTAMP_], crit[BN_CU_NSTAMP_], kus = 0;
+        if (bn_cuda_trace_decode(c->cuda, steps, var, mean, crit, &kus) != BN_OK) {
+            fprintf(stderr, "bench_cuda_bw: %s\n", bn_last_error());
+            break;
+        }
+        double sum = 0;
+        for (int k = 0; k < BN_CU_NSTAMP_; k++) sum += crit[k];
+        printf("persistent kernel (variant %d, positions 0..%d): %.1f us per step alone (%.1f tokens/s without the head)\n",
+               var, steps - 1, kus, 1e6 / kus);
+        printf("  per layer (traced): %.2f us; phase: mean per block / last-in to last-out\n", sum);
+        for (int k = 0; k < BN_CU_NSTAMP_; k++) printf("  %-22s %7.2f %7.2f us\n", names[k], mean[k], crit[k]);
+    }
     bn_context_free(c);
     bn_model_free(m);
     return 0;

@@ -3,18 +3,27 @@
  * next to two ceilings measured in the same run: a streaming read (GB/s,
  * all threads) and a plain AVX-512 VNNI multiply-accumulate loop.
  *
- *   bench_kernels [-t tables] [-r reps] [-n tokens] [--quick]
+ *   bench_kernels [-t tables] [-r reps] [-n tokens] [-s shapes] [--gemv|--gemm]
+ *                 [--huge] [--quick]
  * Times are the best of the repetitions (medians in parentheses).
- *     -t  comma list of tables (default: every one this CPU supports but ref)
+ *     -t  comma list of tables (default: every one this CPU supports but ref);
+ *         NAME/4 times the table's tgemm4 on T2R4 weights (use with --gemv)
  *     -n  prefill tokens for the GEMM (default 128)
+ *     -s  shapes to run, digits 0-3 (default 0123: q/o, k/v, gate/up, down)
+ *     --gemv / --gemm  only that half of each shape's line (no head either)
+ *     --huge  weight pool on 2 MiB transparent huge pages (as --no-mmap
+ *             loads do); default 4 KiB pages, like an mmapped model file
  *
  * GEMV reads weights from a pool larger than the last-level cache (the real
- * decode streams 0.5 GB of weights per token), so GB/s is DRAM bandwidth. */
+ * decode streams 0.5 GB of weights per token), so GB/s is DRAM bandwidth;
+ * the GEMM too takes a different copy each repetition (prefill reads each
+ * matrix once per batch). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/core.h"
 #include "kernels/kernels.h"
@@ -157,6 +166,31 @@ static double vnni_peak_gmacs(int threads) {
 
 /* ---- kernel runs */
 
+/* A/B builds may link a second, older copy of a kernel file with its table
+ * function renamed (-Dbn_kernels_avx512=bn_kernels_avx512_old): then
+ * "-t avx512,old512" times both in one run. Weak: absent in normal builds. */
+extern const bn_kernels *bn_kernels_avx512_old(void) __attribute__((weak));
+extern const bn_kernels *bn_kernels_avx2_old(void) __attribute__((weak));
+static const bn_kernels *table_by_name(const char *name) {
+    /* "avx512/4": the table's tgemm4 on T2R4 data timed as its tgemm (the
+     * pool's random bytes serve as T2R4 weights as well as T2R) */
+    static bn_kernels t4[8];
+    static int nt4 = 0;
+    const size_t len = strlen(name);
+    if (len > 2 && !strcmp(name + len - 2, "/4") && nt4 < 8) {
+        char base[32];
+        snprintf(base, sizeof base, "%.*s", (int)(len - 2), name);
+        const bn_kernels *k = table_by_name(base);
+        if (!k || !k->tgemm4) return NULL;
+        t4[nt4] = *k;
+        t4[nt4].tgemm = k->tgemm4;
+        return &t4[nt4++];
+    }
+    if (!strcmp(name, "old512")) return bn_kernels_avx512_old && bn_kernels_by_name("avx512") ? bn_kernels_avx512_old() : NULL;
+    if (!strcmp(name, "old2")) return bn_kernels_avx2_old && bn_kernels_by_name("avx2") ? bn_kernels_avx2_old() : NULL;
+    return bn_kernels_by_name(name);
+}
+
 typedef struct shape { const char *name; int m, k; } shape;
 static const shape shapes[] = {
     {"attn q/o 2560x2560", 2560, 2560},
@@ -181,18 +215,25 @@ static void run_split(const bn_kernels *kt, const uint8_t *w, int m, int k, cons
 
 int main(int argc, char **argv) {
     const char *tables = NULL;
-    int reps = 5, ntok = 128, quick = 0;
+    int reps = 5, ntok = 128, quick = 0, only = 0 /* 1 gemv, 2 gemm */, huge = 0;
+    const char *shape_sel = "0123";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) tables = argv[++i];
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) ntok = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) shape_sel = argv[++i];
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--gemv")) only = 1, quick = 1;
+        else if (!strcmp(argv[i], "--gemm")) only = 2, quick = 1;
+        else if (!strcmp(argv[i], "--huge")) huge = 1;
         else {
-            fprintf(stderr, "usage: %s [-t avx512,avx2,ref] [-r reps] [-n tokens] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t avx512,avx2,ref] [-r reps] [-n tokens] [-s 0123] "
+                    "[--gemv|--gemm] [--huge] [--quick]\n", argv[0]);
             return 2;
         }
     }
     if (reps < 1) reps = 1;
+    if (reps > 64) reps = 64; /* the timing arrays */
     if (ntok < 2) ntok = 2;
     const char *names[8];
     int nnames = 0;
@@ -205,8 +246,11 @@ int main(int argc, char **argv) {
 
     /* ceilings */
     const size_t pool_bytes = (size_t)(quick ? 256 : 512) << 20;
-    uint64_t *pool = bn_aligned_alloc(64, pool_bytes);
+    uint64_t *pool = bn_aligned_alloc(huge ? (size_t)2 << 20 : 64, pool_bytes);
     if (!pool) { fprintf(stderr, "out of memory\n"); return 1; }
+#ifdef MADV_HUGEPAGE
+    if (huge) madvise(pool, pool_bytes, MADV_HUGEPAGE);
+#endif
     for (size_t i = 0; i < pool_bytes / 8; i++) pool[i] = rnd(); /* random codes, also GEMV weights */
     /* the GEMV weights come from this pool: clear each 0b11 code's high bit
      * so the weights are valid ternary (0b11 would read as 0 anyway) */
@@ -227,58 +271,88 @@ int main(int argc, char **argv) {
     }
 #endif
 
+    /* the linear shapes: the tables' repetitions interleave (table A, table
+     * B, stream read, A, B, ...) so that all see the same machine load; the
+     * "% of read" uses the best streaming read taken between them */
+    const bn_kernels *kts[8];
+    int nk = 0;
+    const char *labels[8];
     for (int ti = 0; ti < nnames; ti++) {
-        const bn_kernels *kt = bn_kernels_by_name(names[ti]);
-        if (!kt) { printf("\n[%s: not supported here]\n", names[ti]); continue; }
-        printf("\n== table %s\n", kt->name);
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            const shape sh = shapes[si];
-            const int kp = bn_pad_k(sh.k);
-            const size_t wbytes = bn_t2r_row_bytes(sh.k) * (size_t)sh.m;
-            const int copies = (int)(pool_bytes / wbytes);
-            /* activations for up to ntok tokens */
-            float *x = malloc(sizeof(float) * (size_t)sh.k * (size_t)ntok);
-            int8_t *q = bn_aligned_alloc(64, (size_t)kp * (size_t)ntok);
-            float *xs = malloc(sizeof(float) * (size_t)ntok);
-            int32_t *xu = malloc(sizeof(int32_t) * (size_t)ntok);
-            float *y = malloc(sizeof(float) * (size_t)sh.m * (size_t)ntok);
-            for (size_t i = 0; i < (size_t)sh.k * (size_t)ntok; i++)
-                x[i] = (float)((int64_t)(rnd() % 2001) - 1000) / 300.0f;
-            kt->quantize_act(x, (size_t)sh.k, sh.k, ntok, q, (size_t)kp, xs, xu);
-            for (int t = 1; t <= max_threads; t++) {
-                /* GEMV: walk through the pool so every call streams from DRAM */
-                double tv[64];
-                int c = 0;
-                const int calls = copies < 40 ? copies : 40;
-                for (int r = 0; r < reps; r++) {
-                    const double t0 = bn_time_s();
-                    for (int i = 0; i < calls; i++, c = (c + 1) % copies)
-                        run_split(kt, (const uint8_t *)pool + (size_t)c * wbytes, sh.m, sh.k, q,
-                                  (size_t)kp, xs, xu, 1, y, t);
-                    tv[r] = (bn_time_s() - t0) / calls;
+        const bn_kernels *kt = table_by_name(names[ti]);
+        if (!kt) { printf("[%s: not supported here]\n", names[ti]); continue; }
+        labels[nk] = names[ti];
+        kts[nk++] = kt;
+    }
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0] && nk > 0; si++) {
+        if (!strchr(shape_sel, (int)('0' + si))) continue;
+        const shape sh = shapes[si];
+        const int kp = bn_pad_k(sh.k);
+        const size_t wbytes = bn_t2r_row_bytes(sh.k) * (size_t)sh.m;
+        const int copies = (int)(pool_bytes / wbytes);
+        /* activations for up to ntok tokens */
+        float *x = malloc(sizeof(float) * (size_t)sh.k * (size_t)ntok);
+        int8_t *q = bn_aligned_alloc(64, (size_t)kp * (size_t)ntok);
+        float *xs = malloc(sizeof(float) * (size_t)ntok);
+        int32_t *xu = malloc(sizeof(int32_t) * (size_t)ntok);
+        float *y = malloc(sizeof(float) * (size_t)sh.m * (size_t)ntok);
+        for (size_t i = 0; i < (size_t)sh.k * (size_t)ntok; i++)
+            x[i] = (float)((int64_t)(rnd() % 2001) - 1000) / 300.0f;
+        kts[0]->quantize_act(x, (size_t)sh.k, sh.k, ntok, q, (size_t)kp, xs, xu);
+        for (int t = 1; t <= max_threads; t++) {
+            double tv[8][64], tg[8][64], sbw = 0;
+            int c = 0;
+            const int calls = copies < 40 ? copies : 40;
+            for (int r = 0; r < reps; r++) {
+                for (int ki = 0; ki < nk; ki++) {
+                    /* GEMV: walk through the pool so every call streams from DRAM */
+                    tv[ki][r] = tg[ki][r] = 1.0;
+                    if (only != 2) {
+                        const double t0 = bn_time_s();
+                        for (int i = 0; i < calls; i++, c = (c + 1) % copies)
+                            run_split(kts[ki], (const uint8_t *)pool + (size_t)c * wbytes, sh.m, sh.k,
+                                      q, (size_t)kp, xs, xu, 1, y, t);
+                        tv[ki][r] = (bn_time_s() - t0) / calls;
+                    }
+                    /* GEMM: a different weight copy each time, from DRAM as
+                     * in a prefill (each matrix is read once per batch) */
+                    if (only != 1) {
+                        const double t0 = bn_time_s();
+                        run_split(kts[ki], (const uint8_t *)pool + (size_t)c * wbytes, sh.m, sh.k, q,
+                                  (size_t)kp, xs, xu, ntok, y, t);
+                        tg[ki][r] = bn_time_s() - t0;
+                        c = (c + 1) % copies;
+                    }
                 }
-                const double gv = best(tv, reps), gvm = median(tv, reps);
-                /* GEMM: one weight copy (it stays in cache across tokens) */
-                double tg[64];
-                for (int r = 0; r < reps; r++) {
-                    const double t0 = bn_time_s();
-                    run_split(kt, (const uint8_t *)pool, sh.m, sh.k, q, (size_t)kp, xs, xu, ntok, y, t);
-                    tg[r] = bn_time_s() - t0;
+                if (only != 2) { /* a 64 MiB read between the repetitions */
+                    const size_t part = ((size_t)64 << 20) / 8, off = (size_t)r % (pool_bytes / 8 / part) * part;
+                    const double g = stream_read_gbs(pool + off, part, t, 1);
+                    if (g > sbw) sbw = g;
                 }
-                const double gg = best(tg, reps), ggm = median(tg, reps);
-                printf("%-22s %dT  GEMV %7.1f us %5.1f GB/s (%3.0f%% of read bw; median %5.1f)"
-                       "   GEMM n=%d %7.2f ms %5.0f GMAC/s (median %5.0f)\n",
-                       sh.name, t, gv * 1e6, (double)wbytes / gv / 1e9,
-                       100.0 * (double)wbytes / gv / 1e9 / bw[t], (double)wbytes / gvm / 1e9, ntok,
-                       gg * 1e3, (double)sh.m * sh.k * ntok / gg / 1e9,
-                       (double)sh.m * sh.k * ntok / ggm / 1e9);
             }
-            free(x);
-            bn_aligned_free(q);
-            free(xs);
-            free(xu);
-            free(y);
+            for (int ki = 0; ki < nk; ki++) {
+                const double gv = best(tv[ki], reps), gvm = median(tv[ki], reps);
+                const double gg = best(tg[ki], reps), ggm = median(tg[ki], reps);
+                printf("%-8s %-22s %dT", labels[ki], sh.name, t);
+                if (only != 2)
+                    printf("  GEMV %7.1f us %5.1f GB/s (%3.0f%% of read %4.1f; median %5.1f)", gv * 1e6,
+                           (double)wbytes / gv / 1e9, 100.0 * (double)wbytes / gv / 1e9 / sbw, sbw,
+                           (double)wbytes / gvm / 1e9);
+                if (only != 1)
+                    printf("  GEMM n=%d %7.2f ms %5.0f GMAC/s (median %5.0f)", ntok, gg * 1e3,
+                           (double)sh.m * sh.k * ntok / gg / 1e9, (double)sh.m * sh.k * ntok / ggm / 1e9);
+                printf("\n");
+            }
         }
+        free(x);
+        bn_aligned_free(q);
+        free(xs);
+        free(xu);
+        free(y);
+    }
+
+    for (int ti = 0; ti < nk && !quick; ti++) {
+        const bn_kernels *kt = kts[ti];
+        printf("\n== table %s: heads\n", labels[ti]);
         /* the tied head, F16 [128256, 2560], one token: bandwidth bound */
         if (!quick) {
             const int V = 128256, E = 2560;

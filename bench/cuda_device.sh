@@ -1,66 +1,77 @@
 #!/usr/bin/env bash
-# cuda_device.sh — one pass on a GPU machine: build with -DBITNET_CUDA=ON,
-# run test_cuda (+ compute-sanitizer), then the figures of docs/PERFORMANCE.md
-# (copy bandwidth, batch-1 / batched decode, prefill) on a random 2B4T model.
-# usage: bench/cuda_device.sh OUTDIR [quick|full] [BINDIR]   (logs land in OUTDIR;
-# BINDIR: binaries built elsewhere with -DBITNET_CUDA=ON, else it builds here)
+# cuda_device.sh — everything of docs/PERFORMANCE.md "CUDA" in ONE pass on a
+# GPU machine, one step after the other (no background jobs, no wait loops):
+#   test_cuda; random 2B4T model; bench_cuda_bw (copy bandwidth = roofline,
+#   persistent-kernel phase trace); bitnet bench batch-1 decode (persistent /
+#   separate kernels x f16 / int8 head, interleaved), prefill 512, 8/32/64
+#   sequences, decode at ~2k context; transformers BitNetForCausalLM bf16 on
+#   the same weights (exported --to hf-packed, see hf_transformers_bench.py);
+#   compute-sanitizer memcheck and racecheck on test_cuda.
+# usage: bench/cuda_device.sh OUTDIR [BINDIR] [full|nosan]
+#   BINDIR: binaries built with -DBITNET_CUDA=ON (default .cudacarry/bin; the
+#   shared libraries they need beside it in ../lib, see LD_LIBRARY_PATH).
 set -u
-out=${1:-/tmp/cuda-out}; mode=${2:-full}
+out=${1:-/tmp/cuda-out}; bin=${2:-.cudacarry/bin}; mode=${3:-full}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
-log() { echo "== $*" | tee -a "$out/summary.txt"; }
-nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv; nvcc --version | tail -1; } >>"$out/summary.txt" 2>&1
-bin=${3:-}
-if [ -n "$bin" ] && [ -x "$bin/bitnet" ]; then
-  log "prebuilt binaries in $bin"
-else
-  log build
-  t0=$(date +%s)
-  cmake -S . -B build-gpu -DBITNET_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" >"$out/build.log" 2>&1 &&
-    cmake --build build-gpu -j16 >>"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
-  log "built in $(( $(date +%s) - t0 )) s"
-  bin=build-gpu
-fi
+export BN_SOURCE_DIR=$PWD
+[ -d "$bin/../lib" ] && export LD_LIBRARY_PATH=$(cd "$bin/../lib" && pwd):${LD_LIBRARY_PATH:-}
+S=$out/summary.txt
+log() { echo "== $* [$(date +%T)]" | tee -a "$S"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader | tee -a "$S"
+(command -v nvcc >/dev/null && nvcc --version | tail -1) | tee -a "$S"
+
 log test_cuda
-timeout 300 $bin/test_cuda >"$out/test_cuda.log" 2>&1; echo "rc=$?" >>"$out/test_cuda.log"
-grep -E "CHECK|failed|worst|rows|test_cuda|copy|batched|rc=" "$out/test_cuda.log" | head -60 | tee -a "$out/summary.txt"
-log "test_cuda with BITNET_CUDA_FUSE=0 BITNET_CUDA_PDL=0 (unfused decode kernels)"
-BITNET_CUDA_FUSE=0 BITNET_CUDA_PDL=0 timeout 300 $bin/test_cuda 2>&1 | grep -E "CHECK|test_cuda:" | head -20 | tee -a "$out/summary.txt"
-if [ -x $bin/test_model ]; then log test_model; timeout 120 $bin/test_model 2>&1 | grep -E "CHECK|test_model:" | tee -a "$out/summary.txt"; fi
+timeout 120 "$bin/test_cuda" >"$out/test_cuda.log" 2>&1
+echo "test_cuda rc=$?" | tee -a "$S"
+grep -E "max \||checks|FAIL|failed" "$out/test_cuda.log" | tee -a "$S"
+
 log random model
-t0=$(date +%s)
-$bin/bitnet random-model --shape 2b4t -o /tmp/r.gguf >"$out/random.log" 2>&1 || tail "$out/random.log"
-log "random model in $(( $(date +%s) - t0 )) s"
-$bin/bench_cuda_bw /tmp/r.gguf 2>&1 | tee -a "$out/summary.txt"
-b=$bin/bitnet
-run() { log "bitnet bench $*"; timeout 120 $b bench --device cuda -m /tmp/r.gguf "$@" 2>>"$out/bench_err.log" | tee -a "$out/summary.txt"; }
-run -p 0 -n 128 -r 5
-log "without programmatic dependent launch:"
-BITNET_CUDA_PDL=0 run -p 0 -n 128 -r 5
-log "without the fused decode kernels (norm+GEMV, rope+attention):"
-BITNET_CUDA_FUSE=0 run -p 0 -n 128 -r 5
-log "batch-1 decode at a long context (prompt 2048, f32 and f16 KV cache):"
-run -p 2048 -n 128 -r 3
-BITNET_CUDA_KV=f16 run -p 2048 -n 128 -r 3
-run -p 512 -n 0 -r 5
-run -p 0 -n 64 -r 3 --seqs 4
-run -p 0 -n 64 -r 3 --seqs 8
-run -p 0 -n 64 -r 3 --seqs 32
-run -p 0 -n 64 -r 3 --seqs 64
-[ "$mode" = quick ] && exit 0
-[ "$mode" = noprof ] || {
-log "ncu: kernels of decode steps (4 layers of step 3, then the head of step 1)"
-met=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed
-{ timeout 100 ncu --clock-control none --launch-skip 700 --launch-count 40 --metrics $met \
-    $b bench --device cuda -m /tmp/r.gguf -p 0 -n 8 -r 1
-  timeout 60 ncu --clock-control none --launch-skip 290 --launch-count 16 --metrics $met \
-    $b bench --device cuda -m /tmp/r.gguf -p 0 -n 2 -r 1; } >"$out/ncu.log" 2>&1
+"$bin/bitnet" random-model --shape 2b4t -o /tmp/r.gguf >"$out/random.log" 2>&1 || tail -3 "$out/random.log"
+log "bench_cuda_bw: copy bandwidth, bytes per step, persistent-kernel trace"
+timeout 150 "$bin/bench_cuda_bw" /tmp/r.gguf 128 >"$out/bw.log" 2>&1
+grep -vE "^bitnet info: (model|context)" "$out/bw.log" | tee -a "$S"
+bw=$(awk '/device-to-device of 2 GiB/ { for (i = 1; i <= NF; i++) if ($i == "GB/s") print $(i - 1) }' "$out/bw.log")
+
+# batch-1 runs print the fraction of the copy roofline: bytes/step x tokens/s / copy GB/s
+bench() {
+  log "bitnet bench --device cuda $*"
+  timeout 150 "$bin/bitnet" bench --device cuda -m /tmp/r.gguf "$@" 2>>"$out/bench_err.log" >"$out/last.txt"
+  grep -E "^(pp|tg)|decode reads" "$out/last.txt" | tee -a "$S"
 }
+roof() {
+  awk -v bw="$bw" '/^tg/ { t = $2 } /decode reads/ { mb = $3 }
+    END { if (t && mb && bw) printf "   roofline: %.1f MB x %.1f tok/s = %.0f GB/s = %.1f%% of %.0f GB/s\n", mb, t, mb * t / 1000, 100 * mb * t / 1000 / bw, bw }' \
+    "$out/last.txt" | tee -a "$S"
+}
+for rep in 1 2; do
+  bench -p 0 -n 128 -r 5; roof
+  bench -p 0 -n 128 -r 5 --cuda separate; roof
+  bench -p 0 -n 128 -r 5 --head q8; roof
+  bench -p 0 -n 128 -r 5 --head q8 --cuda separate; roof
+done
+bench -p 512 -n 0 -r 5
+bench -p 0 -n 64 -r 3 --seqs 8
+bench -p 0 -n 64 -r 3 --seqs 32
+bench -p 0 -n 64 -r 3 --seqs 64
+bench -p 2048 -n 64 -r 2; roof
+
+log "transformers BitNetForCausalLM bf16 on the same weights"
+rm -rf /tmp/rhf
+timeout 120 "$bin/bitnet" convert /tmp/r.gguf /tmp/rhf --to hf-packed >"$out/convert.log" 2>&1 || tail -3 "$out/convert.log" | tee -a "$S"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" 2>&1 | tail -1 | tee -a "$S"
+timeout 150 python3 bench/hf_transformers_bench.py --model /tmp/rhf --prompt 512 --gen 128 --caches dynamic --random-prefill \
+  >"$out/hf.log" 2>&1
+echo "hf rc=$?" | tee -a "$S"
+tail -1 "$out/hf.log" | tee -a "$S"
+
+[ "$mode" = nosan ] && exit 0
 log "compute-sanitizer memcheck test_cuda"
-timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $bin/test_cuda >"$out/memcheck.log" 2>&1
-echo "memcheck rc=$?" | tee -a "$out/summary.txt"; grep -E "ERROR SUMMARY|tests? .*passed|failed" "$out/memcheck.log" | tail -3 | tee -a "$out/summary.txt"
-[ "$mode" = norace ] && exit 0
+timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/test_cuda" >"$out/memcheck.log" 2>&1
+echo "memcheck rc=$?" | tee -a "$S"
+grep -E "ERROR SUMMARY|checks" "$out/memcheck.log" | tail -3 | tee -a "$S"
 log "compute-sanitizer racecheck test_cuda"
-timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 $bin/test_cuda >"$out/racecheck.log" 2>&1
-echo "racecheck rc=$?" | tee -a "$out/summary.txt"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/racecheck.log" | tail -3 | tee -a "$out/summary.txt"
+timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 "$bin/test_cuda" --short >"$out/racecheck.log" 2>&1
+echo "racecheck rc=$?" | tee -a "$S"
+grep -E "ERROR SUMMARY|RACECHECK SUMMARY|checks" "$out/racecheck.log" | tail -3 | tee -a "$S"
+log done

@@ -170,7 +170,19 @@ typedef struct bn_context_params {
     const char *kernels;   /* CPU kernel set: NULL = best for this CPU, or
                               "ref" (scalar oracle), "avx2", "avx512"        */
     bn_logger logger;
+    uint32_t  cuda_flags;  /* BN_CUDA_* bits (device CUDA only); 0 = defaults */
 } bn_context_params;
+
+/* CUDA backend switches (bn_context_params.cuda_flags; docs/CUDA_NOTES.md). */
+enum {
+    BN_CUDA_KV_F16        = 1u << 0, /* f16 KV cache: half the memory, looser logits   */
+    BN_CUDA_NO_INT8_COPY  = 1u << 1, /* no resident int8 weights (GEMMs expand per call) */
+    BN_CUDA_NO_PDL        = 1u << 2, /* no programmatic dependent launch               */
+    BN_CUDA_FUSE_NORM     = 1u << 3, /* norm+quantize as the decode GEMV's prologue    */
+    BN_CUDA_NO_FUSE_ROPE  = 1u << 4, /* RoPE + KV store as a kernel of its own         */
+    BN_CUDA_NO_PERSISTENT = 1u << 5  /* batch-1 decode by separate kernels, not one
+                                        persistent kernel per step                    */
+};
 
 bn_context_params bn_context_default_params(void);
 

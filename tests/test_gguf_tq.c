@@ -1,17 +1,25 @@
 /* test_gguf_tq.c — llama.cpp's TQ1_0 / TQ2_0 linears and Q8_0 / Q6_K heads
- * (load_gguf_tq.c) against the I2_S file of the same weights.
+ * (load_gguf_tq.c) against the I2_S file of the same weights, and
+ * architecture "bitnet" (1bitLLM: SiLU FFN, per-linear .scale tensors, rope
+ * scaling keys) against llama.cpp's own logits.
  *
  * Fixtures (tests/data/gguf_tq, see SOURCES.md): one-layer cuts of the tiny
- * random BitNet, as our I2_S GGUF and as llama.cpp's llama-quantize wrote
- * TQ2_0 (F16 head), TQ2_0 (Q8_0 head) and TQ1_0 (Q6_K head) from its F16
- * copy; *_rows.f32 are head rows dequantized by ggml itself. */
+ * random BitNet b1.58 (ReLU^2), as our I2_S GGUF and as llama.cpp's
+ * llama-quantize wrote TQ2_0 (F16 head), TQ2_0 (Q8_0 head) and TQ1_0 (Q6_K
+ * head) from its F16 copy, relabelled "bitnet-b1.58" (llama-quantize only
+ * takes "bitnet", which means SiLU); *_rows.f32 are head rows dequantized by
+ * ggml itself; tiny1-silu.lc.f32 is llama.cpp's logits for the TQ2_0 file
+ * labelled "bitnet" with seven .scale tensors (k_scales). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bitnet.h"
 #include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "harness.h"
+#include "quant/ternary.h"
 #include "model/load_gguf_tq.h"
 #include "model/model.h"
 
@@ -136,6 +144,7 @@ static void test_tq_files(void) {
     bn_model *tq2 = load(DIR "tiny1-tq20.gguf"), *tq2q8 = load(DIR "tiny1-tq20-q80.gguf");
     bn_model *tq1 = load(DIR "tiny1-tq10-q6k.gguf");
     if (!ref || !tq2 || !tq2q8 || !tq1) goto out;
+    CHECK(tq2->hp.act == BN_ACT_RELU2 && tq1->hp.act == BN_ACT_RELU2 && tq2->hp.arch == BN_ARCH_BITNET_B158);
     CHECK(ref->embd_type == BN_TYPE_F16 && tq2->embd_type == BN_TYPE_F16);
     CHECK(memcmp(ref->tok_embd, tq2->tok_embd, (size_t)V * E * 2) == 0);
     int n_scaled = 0; /* the fixture must exercise the f16 rounding of beta */
@@ -290,58 +299,347 @@ static void test_tq1_digits(void) {
     CHECK_MSG(bad == 0, "%d TQ1_0 digit mismatches", bad);
 }
 
-/* Copy of a GGUF plus one string key and/or one F32 [1] tensor. */
-static const char *rewrite(const char *rel, const char *key, const char *val, const char *tname, const char *out) {
+/* ------------------------------------------------------------ edits */
+
+typedef struct xtensor {
+    const char *name;
+    float       v;
+    uint64_t    n; /* elements, all v (F32) */
+} xtensor;
+
+typedef struct edit {
+    const char    *arch;        /* rename general.architecture and its key prefix */
+    const char    *skey, *sval; /* add a string key */
+    const char    *fkey;        /* add an f32 key */
+    float          fval;
+    const xtensor *t;           /* add F32 tensors */
+    int            nt;
+    const char    *drop;        /* drop tensors whose name contains this */
+    bool           f16_linears; /* TQ linears -> F16 values code * d (a converter's form) */
+} edit;
+
+/* Copy of a GGUF with the edit applied, in the temp dir as `out`. */
+static const char *rewrite(const char *rel, const edit *e, const char *out) {
     size_t n = 0;
     uint8_t *buf = bn_test_read(bn_test_src(rel), &n);
     bn_gguf *g = NULL;
     bn_gguf_writer *w = NULL;
     const char *path = NULL;
-    static const float one = 1.0f;
+    enum { MAXT = 64 };
+    void *owned[MAXT] = {0};
+    int n_owned = 0;
+    float vals[MAXT];
     CHECK(buf != NULL);
     if (!buf) return NULL;
     CHECK_OK(bn_gguf_parse(buf, n, rel, &g));
     CHECK_OK(bn_gguf_writer_create(&w));
     if (!g || !w) goto out;
+    char old_arch[64] = "";
+    bn_gguf_get_str(g, "general.architecture", old_arch, sizeof old_arch);
+    const size_t ol = strlen(old_arch);
     for (uint64_t i = 0; i < bn_gguf_n_kv(g); i++) {
         const bn_gguf_kv *kv = bn_gguf_kv_at(g, i);
         char k[128];
         snprintf(k, sizeof k, "%.*s", (int)kv->key.len, kv->key.data);
-        CHECK_OK(bn_gguf_writer_add_kv(w, k, &kv->value));
+        if (e->arch && !strcmp(k, "general.architecture")) {
+            CHECK_OK(bn_gguf_writer_add_str(w, k, e->arch));
+        } else if (e->arch && !strncmp(k, old_arch, ol) && k[ol] == '.') {
+            char k2[160];
+            snprintf(k2, sizeof k2, "%s%s", e->arch, k + ol);
+            CHECK_OK(bn_gguf_writer_add_kv(w, k2, &kv->value));
+        } else {
+            CHECK_OK(bn_gguf_writer_add_kv(w, k, &kv->value));
+        }
     }
-    if (key) CHECK_OK(bn_gguf_writer_add_str(w, key, val));
+    if (e->skey) CHECK_OK(bn_gguf_writer_add_str(w, e->skey, e->sval));
+    if (e->fkey) CHECK_OK(bn_gguf_writer_add_f32(w, e->fkey, e->fval));
     for (uint64_t i = 0; i < bn_gguf_n_tensors(g); i++) {
         const bn_gguf_tensor *t = bn_gguf_tensor_at(g, i);
         char k[128];
         snprintf(k, sizeof k, "%.*s", (int)t->name.len, t->name.data);
+        if (e->drop && strstr(k, e->drop)) continue;
+        if (e->f16_linears && bn_gguf_is_tq(t->type) && n_owned + 2 <= MAXT) {
+            const int n_in = (int)t->ne[0], n_out = (int)t->ne[1];
+            const size_t rb = bn_t2r_row_bytes(n_in);
+            uint8_t *codes = calloc(rb * (size_t)n_out, 1);
+            uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n_in * (size_t)n_out);
+            owned[n_owned++] = codes;
+            owned[n_owned++] = h;
+            float d = 0;
+            CHECK_OK(bn_gguf_tq_to_t2r(t, k, n_in, n_out, codes, &d));
+            for (int r = 0; r < n_out; r++)
+                for (int c = 0; c < n_in; c++)
+                    h[(size_t)r * n_in + c] = bn_f32_to_f16((float)bn_t2r_get(codes + (size_t)r * rb, c) * d);
+            CHECK_OK(bn_gguf_writer_add_tensor(w, k, BN_TYPE_F16, 2, t->ne, h, sizeof(uint16_t) * (size_t)n_in * n_out));
+            continue;
+        }
         CHECK_OK(bn_gguf_writer_add_tensor(w, k, t->type, t->n_dims, t->ne, t->data, t->nbytes));
     }
-    if (tname) {
-        const uint64_t ne[1] = {1};
-        CHECK_OK(bn_gguf_writer_add_tensor(w, tname, BN_TYPE_F32, 1, ne, &one, sizeof one));
+    for (int j = 0; j < e->nt && n_owned < MAXT; j++) {
+        const uint64_t ne[1] = {e->t[j].n};
+        float *v = malloc(sizeof(float) * e->t[j].n);
+        owned[n_owned++] = v;
+        for (uint64_t i = 0; i < e->t[j].n; i++) v[i] = e->t[j].v;
+        vals[j] = e->t[j].v;
+        CHECK_OK(bn_gguf_writer_add_tensor(w, e->t[j].name, BN_TYPE_F32, 1, ne, v, sizeof(float) * e->t[j].n));
     }
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", bn_test_tmpdir(), out);
-    CHECK_OK(bn_gguf_writer_write(w, p));
-    path = p;
+    (void)vals;
+    static char p[4][512];
+    static int pk;
+    char *dst = p[pk++ % 4];
+    snprintf(dst, 512, "%s/%s", bn_test_tmpdir(), out);
+    CHECK_OK(bn_gguf_writer_write(w, dst));
+    path = dst;
 out:
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
     bn_gguf_writer_free(w);
     bn_gguf_free(g);
     free(buf);
     return path;
 }
 
-/* llama.cpp's "bitnet" arch: 2B4T files made for llama-quantize load, its
- * 1bitLLM conversions (SiLU FFN, marked by rope scaling) and its optional
- * per-linear output scales are refused rather than run wrongly. */
+/* ------------------------------------------------------------ arch bitnet */
+
+/* The output multipliers of tiny1-silu.lc.f32 (gguf_edit.py --add-scale). */
+static const char *const k_lin_names[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+static const float k_scales[7] = {1.25f, 0.5f, 2.0f, 0.75f, 1.5f, 0.8f, 1.1f};
+
+static const char *silu_file(const char *out, const float *scales) {
+    static char names[7][48];
+    xtensor t[7];
+    for (int j = 0; j < 7; j++) {
+        snprintf(names[j], sizeof names[j], "blk.0.%s.scale", k_lin_names[j]);
+        t[j] = (xtensor){names[j], scales ? scales[j] : 1.0f, 1};
+    }
+    edit e = {.arch = "bitnet", .skey = "bitnet.rope.scaling.type", .sval = "linear",
+              .fkey = "bitnet.rope.scaling.factor", .fval = 1.0f, .t = t, .nt = scales ? 7 : 0};
+    return rewrite(DIR "tiny1-tq20.gguf", &e, out);
+}
+
+/* llama.cpp (the independent oracle) on the TQ2_0 file labelled "bitnet" with
+ * seven .scale tensors: SiLU FFN, scales applied after each matmul. Its
+ * activations are quantized per 256-block (Q8_K), ours per token (SPEC §2),
+ * so the logits agree within SPEC §2's tolerance, not bit for bit; the same
+ * file run as ReLU^2, or without the scales, must be far off. */
+static void test_silu_llama(void) {
+    size_t n = 0;
+    float *want = bn_test_read(bn_test_src(DIR "tiny1-silu.lc.f32"), &n);
+    const char *p = silu_file("silu.gguf", k_scales);
+    bn_model *ref = load(DIR "tiny1-tq20.gguf"), *m = NULL;
+    CHECK(want && n == sizeof(float) * V * N_IDS);
+    if (!want || n != sizeof(float) * V * N_IDS || !p || !ref) goto out;
+    CHECK_OK(bn_model_load(p, NULL, &m));
+    if (!m) goto out;
+    CHECK(m->hp.act == BN_ACT_SILU && m->hp.arch == BN_ARCH_BITNET_1BIT);
+    CHECK(m->layers[0].attn_sub_norm && m->layers[0].ffn_sub_norm);
+    int bad_scale = 0;
+    for (int j = 0; j < 7; j++) /* folded: f16 block scale d times .scale, one f32 product */
+        bad_scale += linears(&m->layers[0], j)->scale != linears(&ref->layers[0], j)->scale * k_scales[j];
+    CHECK_MSG(bad_scale == 0, "%d of 7 folded scales differ from d * scale", bad_scale);
+    float *got = logits(m);
+    if (got) {
+        int agree = 0;
+        for (int i = 0; i < N_IDS; i++) {
+            int a = 0, b = 0;
+            for (int v = 1; v < V; v++) {
+                if (got[i * V + v] > got[i * V + a]) a = v;
+                if (want[i * V + v] > want[i * V + b]) b = v;
+            }
+            agree += a == b;
+        }
+        fprintf(stderr, "   argmax equal to llama.cpp's at %d of %d positions\n", agree, N_IDS);
+        CHECK(bn_test_compare_logits("bitnet (SiLU, .scale) vs llama.cpp", got, want, N_IDS, V) == 0);
+        CHECK(agree >= N_IDS - 1);
+    }
+    free(got);
+    /* the controls: what the old reading (ReLU^2) and dropped scales give */
+    m->hp.act = BN_ACT_RELU2;
+    got = logits(m);
+    if (got) CHECK(bn_test_compare_logits("control: same file as ReLU^2", got, want, N_IDS, V) == N_IDS);
+    free(got);
+    m->hp.act = BN_ACT_SILU;
+    for (int j = 0; j < 7; j++) linears(&m->layers[0], j)->scale = linears(&ref->layers[0], j)->scale;
+    got = logits(m);
+    if (got) CHECK(bn_test_compare_logits("control: .scale tensors ignored", got, want, N_IDS, V) > 0);
+    free(got);
+out:
+    bn_model_free(m);
+    bn_model_free(ref);
+    free(want);
+}
+
+/* Exact checks inside the engine: .scale = 1 everywhere changes nothing; a
+ * "bitnet" file's SiLU model is the 2B4T file's weights with act = SiLU; a
+ * converter's F16 linears holding code * d mean exactly the TQ codes and d. */
+static void test_silu_exact(void) {
+    bn_model *ref = load(DIR "tiny1-tq20.gguf"), *a = NULL, *b = NULL, *c = NULL;
+    const char *pa = silu_file("silu-plain.gguf", NULL);
+    static const float ones[7] = {1, 1, 1, 1, 1, 1, 1};
+    const char *pb = silu_file("silu-ones.gguf", ones);
+    edit ef = {.f16_linears = true};
+    const char *pc = rewrite(DIR "tiny1-tq20.gguf", &ef, "f16lin.gguf");
+    if (!ref || !pa || !pb || !pc) goto out;
+    CHECK_OK(bn_model_load(pa, NULL, &a));
+    CHECK_OK(bn_model_load(pb, NULL, &b));
+    CHECK_OK(bn_model_load(pc, NULL, &c));
+    if (!a || !b || !c) goto out;
+    float *la = logits(a), *lb = logits(b);
+    ref->hp.act = BN_ACT_SILU;
+    float *lr = logits(ref);
+    ref->hp.act = BN_ACT_RELU2;
+    CHECK(la && lb && lr && !memcmp(la, lb, sizeof(float) * V * N_IDS) && !memcmp(la, lr, sizeof(float) * V * N_IDS));
+    free(la);
+    free(lb);
+    free(lr);
+    check_same_weights(ref, c, "F16 linears"); /* scales: f16(d) = d */
+    la = logits(ref);
+    lb = logits(c);
+    CHECK(la && lb && !memcmp(la, lb, sizeof(float) * V * N_IDS));
+    fprintf(stderr, "   .scale = 1, SiLU-switched 2B4T file, F16 code*d linears: logits identical\n");
+    free(la);
+    free(lb);
+out:
+    bn_model_free(ref);
+    bn_model_free(a);
+    bn_model_free(b);
+    bn_model_free(c);
+}
+
+/* ------------------------------------------------------------ HF 1bitLLM */
+
+/* A 1bitLLM-style Hugging Face folder (config as 1bitLLM/bitnet_b1_58-*
+ * ships it: model_type "llama", BitnetForCausalLM, silu, fp16 masters, tied;
+ * sub-norms inner_attn_ln / ffn_layernorm) holding the "bitnet" GGUF model's
+ * weights as f16(code * d). The loader quantizes masters online (absmean, as
+ * 1bitLLM's weight_quant; codes come back unchanged since |w| is uniform), so
+ * its logits must equal, bit for bit, the GGUF model's with every scale set
+ * to absmean: which checks every name, the orientation, SiLU and the tie. */
+static void test_hf_1bitllm(void) {
+    const char *p = silu_file("silu-hf-src.gguf", NULL);
+    bn_model *g = NULL, *h = NULL;
+    bn_st_writer *w = NULL;
+    enum { NL = 7 };
+    uint16_t *masters[NL] = {0};
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/hf1bit", bn_test_tmpdir());
+    if (!p) return;
+    CHECK_OK(bn_model_load(p, NULL, &g));
+    if (!g) return;
+    const bn_hparams *hp = &g->hp;
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) goto out;
+    fprintf(f,
+            "{\"architectures\": [\"BitnetForCausalLM\"], \"model_type\": \"llama\", \"hidden_act\": \"silu\",\n"
+            " \"hidden_size\": %d, \"intermediate_size\": %d, \"num_hidden_layers\": %d,\n"
+            " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"vocab_size\": %d,\n"
+            " \"rms_norm_eps\": %.9g, \"rope_theta\": %.9g, \"rope_scaling\": null, \"max_position_embeddings\": 2048,\n"
+            " \"tie_word_embeddings\": true, \"torch_dtype\": \"float16\", \"input_bits\": 8, \"weight_bits\": 1,\n"
+            " \"bos_token_id\": 1, \"eos_token_id\": 2}\n",
+            hp->n_embd, hp->n_ff, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_vocab, (double)hp->rms_eps,
+            (double)hp->rope_theta);
+    fclose(f);
+    CHECK_OK(bn_st_writer_create(&w));
+    if (!w) goto out;
+    const uint64_t es[2] = {(uint64_t)hp->n_vocab, (uint64_t)hp->n_embd};
+    CHECK(g->embd_type == BN_TYPE_F16);
+    CHECK_OK(bn_st_writer_add(w, "model.embed_tokens.weight", BN_TYPE_F16, 2, es, g->tok_embd, es[0] * es[1] * 2));
+    const uint64_t ne1[1] = {(uint64_t)hp->n_embd}, nf1[1] = {(uint64_t)hp->n_ff};
+    CHECK_OK(bn_st_writer_add(w, "model.norm.weight", BN_TYPE_F32, 1, ne1, g->output_norm, ne1[0] * 4));
+    static const char *const hf_names[NL] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    char names[NL + 4][96];
+    const bn_layer *L = &g->layers[0];
+    for (int j = 0; j < NL; j++) {
+        const bn_linear *l = linears((bn_layer *)L, j);
+        const size_t rb = bn_t2r_row_bytes(l->n_in);
+        masters[j] = malloc(sizeof(uint16_t) * (size_t)l->n_in * l->n_out);
+        for (int r = 0; r < l->n_out; r++)
+            for (int c = 0; c < l->n_in; c++)
+                masters[j][(size_t)r * l->n_in + c] = bn_f32_to_f16((float)bn_t2r_get(l->w + (size_t)r * rb, c) * l->scale);
+        const uint64_t sh[2] = {(uint64_t)l->n_out, (uint64_t)l->n_in};
+        snprintf(names[j], sizeof names[j], "model.layers.0.%s.weight", hf_names[j]);
+        CHECK_OK(bn_st_writer_add(w, names[j], BN_TYPE_F16, 2, sh, masters[j], sh[0] * sh[1] * 2));
+    }
+    const char *norm_names[4] = {"input_layernorm", "self_attn.inner_attn_ln", "post_attention_layernorm",
+                                 "mlp.ffn_layernorm"};
+    const float *norms[4] = {L->attn_norm, L->attn_sub_norm, L->ffn_norm, L->ffn_sub_norm};
+    for (int j = 0; j < 4; j++) {
+        snprintf(names[NL + j], sizeof names[NL + j], "model.layers.0.%s.weight", norm_names[j]);
+        const uint64_t *sh = j == 3 ? nf1 : ne1;
+        CHECK_OK(bn_st_writer_add(w, names[NL + j], BN_TYPE_F32, 1, sh, norms[j], sh[0] * 4));
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(bn_st_writer_write(w, path));
+    CHECK_OK(bn_model_load(dir, NULL, &h));
+    if (!h) goto out;
+    CHECK(h->hp.act == BN_ACT_SILU && h->hp.arch == BN_ARCH_BITNET_1BIT && h->layers[0].attn_sub_norm &&
+          h->layers[0].ffn_sub_norm);
+    int diff = 0;
+    for (int j = 0; j < NL; j++) { /* the GGUF model with 1bitLLM's online scale */
+        bn_linear *a = linears(&g->layers[0], j), *b = linears(&h->layers[0], j);
+        const size_t n = (size_t)a->n_in * a->n_out;
+        float *fw = malloc(sizeof(float) * n);
+        bn_f16_to_f32_row(masters[j], fw, n);
+        a->scale = bn_absmean_scale(fw, n);
+        free(fw);
+        diff += memcmp(a->w, b->w, bn_t2r_row_bytes(a->n_in) * (size_t)a->n_out) != 0 || a->scale != b->scale;
+    }
+    CHECK_MSG(diff == 0, "%d of 7 linears differ (codes or absmean scale)", diff);
+    float *la = logits(g), *lb = logits(h);
+    CHECK(la && lb && !memcmp(la, lb, sizeof(float) * V * N_IDS));
+    fprintf(stderr, "   1bitLLM HF folder (llama/BitnetForCausalLM, fp16 masters): logits identical to the GGUF model's\n");
+    free(la);
+    free(lb);
+out:
+    for (int j = 0; j < NL; j++) free(masters[j]);
+    bn_st_writer_free(w);
+    bn_model_free(g);
+    bn_model_free(h);
+}
+
+/* RoPE scaling other than the identity, .scale tensors outside "bitnet" or
+ * out of range are refused; "bitnet" runs without sub-norms, 2B4T does not. */
 static void test_arch_guards(void) {
-    const char *p = rewrite(DIR "tiny1-tq20.gguf", "bitnet.rope.scaling.type", "linear", NULL, "silu.gguf");
-    if (p) expect_fail(p, BN_ERR_UNSUPPORTED, "1bitLLM", NULL);
-    p = rewrite(DIR "tiny1-tq20.gguf", NULL, NULL, "blk.0.ffn_up.scale", "oscale.gguf");
-    if (p) expect_fail(p, BN_ERR_UNSUPPORTED, "blk.0.ffn_up.scale", NULL);
-    p = rewrite(DIR "tiny1-tq20.gguf", "general.note", "x", NULL, "plain.gguf"); /* the copy itself loads */
+    edit e = {.skey = "bitnet-b1.58.rope.scaling.type", .sval = "yarn"};
+    const char *p = rewrite(DIR "tiny1-tq20.gguf", &e, "yarn.gguf");
+    if (p) expect_fail(p, BN_ERR_UNSUPPORTED, "RoPE scaling type 'yarn'", NULL);
+    e = (edit){.arch = "bitnet", .skey = "bitnet.rope.scaling.type", .sval = "linear",
+               .fkey = "bitnet.rope.scaling.factor", .fval = 2.0f};
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "lin2.gguf"))) expect_fail(p, BN_ERR_UNSUPPORTED, "factor 2", NULL);
+    e = (edit){.fkey = "bitnet-b1.58.rope.scale_linear", .fval = 4.0f};
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "lin4.gguf"))) expect_fail(p, BN_ERR_UNSUPPORTED, "factor 4", NULL);
+    xtensor t = {"blk.0.ffn_up.scale", 1.0f, 1};
+    e = (edit){.t = &t, .nt = 1};
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "oscale.gguf")))
+        expect_fail(p, BN_ERR_UNSUPPORTED, "blk.0.ffn_up.scale", "architecture 'bitnet'");
+    e.arch = "bitnet";
+    t.v = 0.0f;
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "oscale0.gguf")))
+        expect_fail(p, BN_ERR_FORMAT, "blk.0.ffn_up.scale", "positive finite");
+    t = (xtensor){"blk.0.attn_k.scale", 1.0f, 2};
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "oscale2.gguf")))
+        expect_fail(p, BN_ERR_SHAPE, "blk.0.attn_k.scale", "2 elements");
+    e = (edit){.drop = "sub_norm"};
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "nosub.gguf")))
+        expect_fail(p, BN_ERR_NOT_FOUND, "blk.0.attn_sub_norm.weight is missing", NULL);
+    e.arch = "bitnet";
     bn_model *m = NULL;
-    if (p) CHECK_OK(bn_model_load(p, NULL, &m));
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "nosub1.gguf"))) CHECK_OK(bn_model_load(p, NULL, &m));
+    if (m) {
+        CHECK(!m->layers[0].attn_sub_norm && !m->layers[0].ffn_sub_norm && m->hp.act == BN_ACT_SILU);
+        float *l = logits(m);
+        bool finite = l != NULL;
+        for (int i = 0; l && i < V * N_IDS; i++) finite &= isfinite(l[i]) != 0;
+        CHECK(finite);
+        free(l);
+    }
+    bn_model_free(m);
+    m = NULL;
+    e = (edit){.skey = "general.note", .sval = "x"}; /* the copy itself loads */
+    if ((p = rewrite(DIR "tiny1-tq20.gguf", &e, "plain.gguf"))) CHECK_OK(bn_model_load(p, NULL, &m));
     bn_model_free(m);
 }
 
@@ -350,6 +648,9 @@ int main(void) {
     RUN(test_bad_files);
     RUN(test_short_tensor);
     RUN(test_tq1_digits);
+    RUN(test_silu_llama);
+    RUN(test_silu_exact);
+    RUN(test_hf_1bitllm);
     RUN(test_arch_guards);
     return bn_test_finish("test_gguf_tq");
 }

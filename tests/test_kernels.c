@@ -161,6 +161,10 @@ static void test_tgemm_big(const bn_kernels *kt) {
     check_tgemm_case(kt, 255, 6912, 3, 0, 255, ACT_RANDOM, 1, 0);
     check_tgemm_case(kt, 5, 17000, 1, 0, 5, ACT_RANDOM, 1, 0); /* Kp beyond the GEMV buffer */
     check_tgemm_case(kt, 5, 17000, 2, 0, 5, ACT_RANDOM, 1, 0);
+    /* prefill batches whose activations exceed the GEMM's L2 budget (taken
+     * in token chunks: 80 x 6912 -> 2 x 40, 450 x 2560 -> 204 + 2 x 123) */
+    check_tgemm_case(kt, 40, 6912, 80, 0, 40, ACT_RANDOM, 1, 0);
+    check_tgemm_case(kt, 20, 2560, 450, 2, 19, ACT_RANDOM, 1, 0);
 }
 
 static void test_tgemm_ranges(const bn_kernels *kt) {
@@ -187,9 +191,10 @@ static void test_tgemm_extremes(const bn_kernels *kt) {
 }
 
 /* Saturation corner: all weights +1 or -1 and every activation -128 / 127:
- * the largest int16 pair sums the AVX2 path can see. */
-static void test_tgemm_saturation(const bn_kernels *kt) {
-    const int M = 4, k = 512, kp = bn_pad_k(k);
+ * the largest int16 pair sums the AVX2 path can see, and its int16 sums
+ * over 16 blocks (k = 2048: exactly -32768) and past them (k = 4224). */
+static void check_tgemm_saturation(const bn_kernels *kt, int k) {
+    const int M = 4, kp = bn_pad_k(k);
     const size_t rb = bn_t2r_row_bytes(k);
     uint8_t *w = malloc(rb * M);
     memset(w, 0xAA, rb * 2);          /* rows 0,1: +1 */
@@ -208,6 +213,73 @@ static void test_tgemm_saturation(const bn_kernels *kt) {
     CHECK(memcmp(y0, y1, sizeof(float) * M) == 0);
     free(w);
     free(q);
+}
+
+static void test_tgemm_saturation(const bn_kernels *kt) {
+    check_tgemm_saturation(kt, 512);
+    check_tgemm_saturation(kt, 2048);
+    check_tgemm_saturation(kt, 4224);
+}
+
+/* Every token count 1..40 (GEMV, the few-token path, every GEMM tile width
+ * and remainder) on rows that are not a multiple of any tile. */
+static void test_tgemm_tokens(const bn_kernels *kt) {
+    int ok = 0;
+    for (int N = 1; N <= 40; N++) ok += check_tgemm_case(kt, 37, 300, N, 0, 37, ACT_RANDOM, 2, 0);
+    fprintf(stderr, "   %s: %d/40 token counts exact\n", kt->name, ok);
+}
+
+/* ---- tgemm4 on T2R4 copies: bit-exact against the reference on the T2R
+ * original (which also checks bn_t2r4_pack and its padding rows) */
+static int check_tgemm4_case(const bn_kernels *kt, int M, int k, int N, int m0, int m1) {
+    const int kp = bn_pad_k(k);
+    const size_t ldq = (size_t)kp + 64, ldy = (size_t)M + 3;
+    uint8_t *w = make_weights(M, k, 3);
+    uint8_t *w4 = NULL;
+    CHECK(bn_t2r4_new(w, M, k, &w4) == BN_OK && w4 != NULL);
+    if (!w4) { free(w); return 0; }
+    float *x = malloc(sizeof(float) * (size_t)k * (size_t)N);
+    int8_t *q = malloc(ldq * (size_t)N);
+    float xs[8];
+    int32_t xu[8];
+    float *y0 = malloc(sizeof(float) * ldy * (size_t)N), *y1 = malloc(sizeof(float) * ldy * (size_t)N);
+    make_act(x, k * N, ACT_RANDOM);
+    memset(q, 0x33, ldq * (size_t)N);
+    bn_ref_quantize_act(x, (size_t)k, k, N, q, ldq, xs, xu);
+    for (size_t i = 0; i < ldy * (size_t)N; i++) y0[i] = y1[i] = -12345.0f;
+    bn_ref_tgemm(w, k, q, ldq, xs, xu, N, 0.81f, y0, ldy, m0, m1);
+    kt->tgemm4(w4, k, q, ldq, xs, (N & 1) ? xu : NULL, N, 0.81f, y1, ldy, m0, m1);
+    int bad = 0;
+    for (size_t i = 0; i < ldy * (size_t)N; i++) bad += fbits(y0[i]) != fbits(y1[i]);
+    CHECK_MSG(bad == 0, "%s tgemm4 M=%d k=%d N=%d rows [%d,%d): %d mismatches", kt->name, M, k, N,
+              m0, m1, bad);
+    free(w);
+    bn_aligned_free(w4);
+    free(x);
+    free(q);
+    free(y0);
+    free(y1);
+    return bad == 0;
+}
+
+static void test_tgemm4(const bn_kernels *kt) {
+    if (!kt->tgemm4) return;
+    const int ks[] = {100, 128, 256, 300, 2560, 6912};
+    const int ms[] = {1, 3, 4, 17, 64};
+    const int ns[] = {1, 2, 3, 5};
+    int ok = 0, total = 0;
+    for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
+        for (size_t b = 0; b < sizeof ms / sizeof ms[0]; b++)
+            for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++, total++)
+                ok += check_tgemm4_case(kt, ms[b], ks[a], ns[c], 0, ms[b]);
+    /* thread-split sub-ranges that cut groups of 4; Kp beyond the GEMV buffer */
+    const int r[][2] = {{0, 1}, {1, 2}, {5, 9}, {3, 36}, {17, 64}, {31, 97}, {99, 100}};
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++, total++)
+        ok += check_tgemm4_case(kt, 100, 1152, 1 + (int)i % 3, r[i][0], r[i][1]);
+    ok += check_tgemm4_case(kt, 6, 17000, 1, 0, 6);
+    ok += check_tgemm4_case(kt, 255, 6912, 2, 3, 250);
+    total += 2;
+    fprintf(stderr, "   %s: %d/%d tgemm4 (T2R4) cases exact\n", kt->name, ok, total);
 }
 
 /* ---- head: tolerance 1e-5 of the sum of |terms| */
@@ -460,10 +532,12 @@ static void run_table(const char *name) {
     fprintf(stderr, "-- table %s\n", kt->name);
     test_quantize(kt);
     test_tgemm_shapes(kt);
+    test_tgemm_tokens(kt);
     test_tgemm_big(kt);
     test_tgemm_ranges(kt);
     test_tgemm_extremes(kt);
     test_tgemm_saturation(kt);
+    test_tgemm4(kt);
     test_head(kt);
     test_qhead(kt);
 }
@@ -474,6 +548,7 @@ int main(void) {
     RUN(test_qhead_build);
     fprintf(stderr, "-- table ref (quantized head reference vs exact dot)\n");
     test_qhead(bn_kernels_ref());
+    test_tgemm4(bn_kernels_ref()); /* the portable T2R4 reference */
     run_table("avx2");
     run_table("avx512");
     return bn_test_finish("kernels");

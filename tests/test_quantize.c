@@ -3,7 +3,8 @@
  *
  * Oracles: llama.cpp's own TQ2_0 / TQ1_0 / Q8_0 / Q6_K files of the same
  * weights (tests/data/gguf_tq, made by llama-quantize at d7da8dc8) must
- * equal ours tensor for tensor, byte for byte; the loader's decoders
+ * equal ours tensor for tensor, byte for byte (they are relabelled
+ * "bitnet-b1.58", the 2B4T name we write by default); the loader's decoders
  * (load_gguf_tq.c, tested against those files) must give every code back;
  * logits of the quantized models must equal the source's bit for bit (with
  * the scales rounded to f16 where TQ stores them so). */
@@ -166,13 +167,13 @@ static void test_llama_oracle(void) {
     for (int i = 0; i < 3; i++) {
         bn_quant_stats s;
         CHECK_OK(quant(src, tmp(c[i].out), c[i].lt, c[i].ht, &s));
-        CHECK(s.n_linears == 7 && s.n_tensors == 13 && !strcmp(s.arch, "bitnet"));
+        CHECK(s.n_linears == 7 && s.n_tensors == 13 && !strcmp(s.arch, "bitnet-b1.58"));
         CHECK(s.head_copied == (c[i].ht == BN_TYPE_F16));
         fprintf(stderr, "   %s: %d of 7 scales rounded to f16, max relative change %.3g\n", c[i].out,
                 s.n_scale_rounded, s.max_scale_rel_err);
         CHECK(s.n_scale_rounded > 0 && s.max_scale_rel_err > 0 && s.max_scale_rel_err < 1.0 / 2048);
         same_tensors(bn_test_src(c[i].want), tmp(c[i].out), c[i].want);
-        check_arch(tmp(c[i].out), "bitnet", c[i].ft);
+        check_arch(tmp(c[i].out), "bitnet-b1.58", c[i].ft);
     }
     bn_model_free(src);
 }
@@ -320,6 +321,65 @@ static void test_encoders_random(void) {
 
 static bool exists(const char *p) { return access(p, F_OK) == 0; }
 
+/* The architecture names the FFN: 2B4T (ReLU^2) -> "bitnet-b1.58" for every
+ * type; --arch bitnet on it gives a file every reader runs as SiLU (another
+ * model); a SiLU (1bitLLM) model -> "bitnet", and only that; its missing
+ * sub-norms stay missing. */
+static void test_arch_choice(void) {
+    bn_model *src = load(bn_test_src(TQ "tiny1-i2s.gguf")), *m = NULL;
+    if (!src) return;
+    bn_quant_stats s;
+    bn_quant_options o = {.linear_type = BN_TYPE_TQ2_0, .head_type = BN_TYPE_F16, .n_threads = 2, .arch = "bitnet"};
+    CHECK_OK(bn_model_save_quant(src, tmp("as-bitnet.gguf"), &o, &s));
+    CHECK(!strcmp(s.arch, "bitnet"));
+    check_arch(tmp("as-bitnet.gguf"), "bitnet", 37);
+    if ((m = load(tmp("as-bitnet.gguf")))) {
+        int bad_scale, diff = diff_codes(src, m, true, &bad_scale);
+        CHECK(diff == 0 && bad_scale == 0 && m->hp.act == BN_ACT_SILU);
+        float *a = logits(src), *b = logits(m);
+        CHECK(a && b && memcmp(a, b, sizeof(float) * (size_t)src->hp.n_vocab * N_IDS) != 0);
+        fprintf(stderr, "   2B4T weights written as \"bitnet\" load as SiLU (other logits), codes kept\n");
+        free(a);
+        free(b);
+        bn_model_free(m);
+        m = NULL;
+    }
+    /* the same weights as a SiLU model (as a "bitnet" source loads) */
+    src->hp.act = BN_ACT_SILU;
+    src->hp.arch = BN_ARCH_BITNET_1BIT;
+    CHECK(!strcmp(bn_quant_default_arch(src), "bitnet"));
+    for (int k = 0; k < 2; k++) {
+        const char *p = tmp(k ? "silu-i2s.gguf" : "silu-tq10.gguf");
+        CHECK_OK(quant(src, p, k ? BN_TYPE_I2_S : BN_TYPE_TQ1_0, BN_TYPE_F16, &s));
+        CHECK(!strcmp(s.arch, "bitnet") && s.n_tensors == 13);
+        check_arch(p, "bitnet", k ? 40 : 36);
+        if ((m = load(p))) {
+            CHECK(m->hp.act == BN_ACT_SILU && m->hp.arch == BN_ARCH_BITNET_1BIT);
+            same_logits(src, m, !k, k ? "SiLU -> I2_S (bitnet)" : "SiLU -> TQ1_0 (bitnet)");
+            bn_model_free(m);
+            m = NULL;
+        }
+    }
+    const char *p = tmp("silu-b158.gguf");
+    o = (bn_quant_options){.linear_type = BN_TYPE_TQ2_0, .head_type = BN_TYPE_F16, .n_threads = 2, .arch = "bitnet-b1.58"};
+    CHECK(bn_model_save_quant(src, p, &o, &s) == BN_ERR_INVALID_ARG && strstr(bn_last_error(), "SiLU"));
+    fprintf(stderr, "   expected error: %s\n", bn_last_error());
+    CHECK(!exists(p));
+    /* without sub-norms: 11 tensors, none invented */
+    const float *sa = src->layers[0].attn_sub_norm, *sf = src->layers[0].ffn_sub_norm;
+    src->layers[0].attn_sub_norm = src->layers[0].ffn_sub_norm = NULL;
+    CHECK_OK(quant(src, tmp("silu-nosub.gguf"), BN_TYPE_TQ2_0, BN_TYPE_F16, &s));
+    CHECK(s.n_tensors == 11);
+    if ((m = load(tmp("silu-nosub.gguf")))) {
+        CHECK(!m->layers[0].attn_sub_norm && !m->layers[0].ffn_sub_norm);
+        same_logits(src, m, true, "SiLU without sub-norms -> TQ2_0");
+    }
+    src->layers[0].attn_sub_norm = sa;
+    src->layers[0].ffn_sub_norm = sf;
+    bn_model_free(m);
+    bn_model_free(src);
+}
+
 /* Refusals leave neither OUT nor OUT.tmp behind. */
 static void test_errors(void) {
     bn_model *m = load(bn_test_src(TQ "tiny1-i2s.gguf"));
@@ -362,6 +422,7 @@ int main(void) {
     RUN(test_from_llama);
     RUN(test_hf);
     RUN(test_encoders_random);
+    RUN(test_arch_choice);
     RUN(test_errors);
     return bn_test_finish("test_quantize");
 }

@@ -1,10 +1,13 @@
 /* cuda_backend.cu — the CUDA backend: weights uploaded once (one arena, plus
  * an int8 copy for tensor-core GEMMs when there is room), KV caches of every
- * sequence (f32, or f16 with BITNET_CUDA_KV=f16), scratch for one chunk, and
+ * sequence (f32, or f16 with BN_CUDA_KV_F16), scratch for one chunk, and
  * the forward pass as a sequence of kernels on one stream. Per step the host
  * sends the token ids / sequence ids / positions / logit rows in one copy and
  * gets the requested logits back in one copy; nothing else crosses the bus.
- * Steps of up to BN_CU_GRAPH_MAX_N tokens are replayed from CUDA graphs.
+ * Steps of up to BN_CU_GRAPH_MAX_N tokens are replayed from CUDA graphs; a
+ * one-token step runs all layers as one persistent kernel (cuda_persist.cu)
+ * unless BN_CUDA_NO_PERSISTENT. The head: f16 (cuBLAS) or the model's 8-bit
+ * quantized head. Switches: bn_context_params.cuda_flags (no environment).
  * Kernel versions and their measurements: docs/CUDA_NOTES.md. */
 #include <math.h>
 #include <stdio.h>
@@ -23,11 +26,6 @@ extern "C" {
 #define BN_CU_GRAPH_MAX_N 64  /* steps of at most this many tokens use graphs */
 #define BN_CU_HEAD_ROWS 64    /* logits rows per head GEMM                    */
 #define BN_CU_NGRAPH 8
-
-typedef struct bn_cu_layer {
-    const float *attn_norm, *attn_sub, *ffn_norm, *ffn_sub;
-    bn_cu_linear qkv, o, gu, down;
-} bn_cu_layer;
 
 typedef struct bn_cu_graph {
     int             n, cnt;
@@ -70,6 +68,19 @@ struct bn_cuda_state {
     bool            pdl;      /* programmatic dependent launch (sm_90+)     */
     bool            fuse;     /* decode GEMVs quantize their own input      */
     bool            fuse_rope;/* decode attention does RoPE + the KV store  */
+    uint32_t        flags;    /* BN_CUDA_* of the context parameters        */
+    /* batch-1 decode as one persistent kernel (v4), when it fits */
+    bool            persist;
+    bn_cu_persist   P;
+    int             p_grid;
+    size_t          p_smem;
+    bn_cu_layer    *d_layers; /* device copy of the layer table             */
+    unsigned       *bar;
+    /* int8 head (model loaded with head_bits 8): signed codes + f16 scales */
+    int8_t         *qh_codes;
+    __half         *qh_scales;
+    int8_t         *hq;       /* quantized head input [rows, Kp(e)]         */
+    float          *hxs;
     bn_cu_graph     graphs[BN_CU_NGRAPH];
     int             n_graphs;
     bool            graphs_off;
@@ -165,7 +176,13 @@ static bn_status upload_model(bn_cuda_state *s) {
         if (ly->w_down.n_out > max_rows) max_rows = ly->w_down.n_out;
     }
     (void)sub;
-    total += align_up(V * e * esz) + (m->embd_type != BN_TYPE_F16 ? align_up(V * e * 2) : 0);
+    const bool q8 = m->qhead.bits == 8;
+    if (m->qhead.bits && !q8)
+        return bn_fail(BN_ERR_UNSUPPORTED, "cuda: the quantized head must have 8-bit rows (--head q8), not %d", m->qhead.bits);
+    const size_t kpe = (size_t)bn_pad_k(e);
+    total += align_up(V * e * esz);
+    if (q8) total += align_up(V * kpe) + align_up(V * (kpe / 64) * 2);
+    else if (m->embd_type != BN_TYPE_F16) total += align_up(V * e * 2);
     total += align_up((size_t)e * 4) + align_up((size_t)hp->head_dim * 2);
     BN_CU(cudaMalloc((void **)&s->arena, total), "allocating weights");
     s->arena_bytes = total;
@@ -206,7 +223,19 @@ static bn_status upload_model(bn_cuda_state *s) {
     cur += align_up(V * e * esz);
     s->embd = E;
     s->embd_type = m->embd_type == BN_TYPE_F16 ? BN_CU_F16 : m->embd_type == BN_TYPE_BF16 ? BN_CU_BF16 : BN_CU_F32;
-    if (m->embd_type == BN_TYPE_F16) {
+    if (q8) {
+        /* the CPU's 8-bit head rows (u = c + 128) as signed codes */
+        if (m->qhead.row_bytes != kpe || m->qhead.nblk != (int)(kpe / 64))
+            return bn_fail(BN_ERR_SHAPE, "cuda: unexpected quantized head layout");
+        s->qh_codes = (int8_t *)cur;
+        BN_CU(cudaMemcpyAsync(cur, m->qhead.codes, V * kpe, cudaMemcpyHostToDevice, s->st), "uploading the int8 head");
+        bn_cu_xor80(s->st, (uint32_t *)cur, V * kpe / 4);
+        cur += align_up(V * kpe);
+        s->qh_scales = (__half *)cur;
+        BN_CU(cudaMemcpyAsync(cur, m->qhead.scales, V * (kpe / 64) * 2, cudaMemcpyHostToDevice, s->st),
+              "uploading the int8 head");
+        cur += align_up(V * (kpe / 64) * 2);
+    } else if (m->embd_type == BN_TYPE_F16) {
         s->head = (const __half *)E;
     } else {
         /* convert on the host in row slabs through one bounded buffer */
@@ -231,10 +260,9 @@ static bn_status upload_model(bn_cuda_state *s) {
 
 /* Keep an int8 copy of every ternary matrix (4x the 2-bit bytes) for the
  * tensor-core GEMM of batched decode and prefill, when the GPU has room
- * for it with 2 GiB to spare; BITNET_CUDA_INT8=0 turns it off. */
+ * for it with 2 GiB to spare; BN_CUDA_NO_INT8_COPY turns it off. */
 static bn_status make_int8_copy(bn_cuda_state *s) {
-    const char *env = getenv("BITNET_CUDA_INT8");
-    if (env && !strcmp(env, "0")) return BN_OK;
+    if (s->flags & BN_CUDA_NO_INT8_COPY) return BN_OK;
     const int L = s->m->hp.n_layer;
     size_t total = 0;
     for (int l = 0; l < L; l++) {
@@ -271,7 +299,7 @@ extern "C" void bn_cuda_free(bn_cuda_state *s) {
     if (!s) return;
     for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
     if (s->blas) cublasDestroy(s->blas);
-    void *dbufs[] = {s->arena, s->w8arena, s->kv.k, s->kv.v, s->x, s->qkv, s->att, s->gu, s->part, s->counters, s->logits, s->hn,
+    void *dbufs[] = {s->d_layers, s->bar, s->hq, s->hxs, s->arena, s->w8arena, s->kv.k, s->kv.v, s->x, s->qkv, s->att, s->gu, s->part, s->counters, s->logits, s->hn,
                      s->act.q, s->act.xs, s->act.xsum, s->in, s->wexp, s->gacc, s->blas_ws};
     for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++)
         if (dbufs[i]) cudaFree(dbufs[i]);
@@ -287,6 +315,56 @@ static bn_status dalloc(void **p, uint64_t n, size_t *acc, const char *what) {
     return BN_OK;
 }
 
+/* The persistent batch-1 kernel, when the GPU has cooperative launch and a
+ * layer's weight slices fit its shared memory; otherwise (logged) batch-1
+ * steps keep the separate kernels. */
+static bn_status plan_persistent(bn_cuda_state *s) {
+    const bn_hparams *hp = &s->m->hp;
+    bn_cu_persist *P = &s->P;
+    memset(P, 0, sizeof *P);
+    const int maxk = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    if (hp->n_embd % 4 || hp->n_ff % 4 || (hp->n_head * hp->head_dim) % 4) {
+        bn_log(&s->m->logger, BN_LOG_INFO, "cuda: batch-1 decode by separate kernels (rows not a multiple of 4)");
+        return BN_OK;
+    }
+    bn_status st = bn_cu_persist_plan(s->layers, hp->n_layer, maxk, hp->head_dim, s->split_len, P, &s->p_grid,
+                                      &s->p_smem);
+    if (st != BN_OK) {
+        bn_log(&s->m->logger, BN_LOG_INFO, "cuda: batch-1 decode by separate kernels (%s)", bn_last_error());
+        return BN_OK;
+    }
+    BN_CU(cudaMalloc((void **)&s->d_layers, (size_t)hp->n_layer * sizeof(bn_cu_layer)), "allocating the layer table");
+    BN_CU(cudaMemcpy(s->d_layers, s->layers, (size_t)hp->n_layer * sizeof(bn_cu_layer), cudaMemcpyHostToDevice),
+          "uploading the layer table");
+    BN_CU(cudaMalloc((void **)&s->bar, sizeof(unsigned)), "allocating the grid barrier");
+    P->layers = s->d_layers;
+    P->n_layer = hp->n_layer;
+    P->e = hp->n_embd;
+    P->f = hp->n_ff;
+    P->qd = hp->n_head * hp->head_dim;
+    P->act = hp->act == BN_ACT_RELU2 ? 0 : 1;
+    P->eps = hp->rms_eps;
+    P->scale = 1.0f / sqrtf((float)hp->head_dim);
+    P->embd = s->embd;
+    P->embd_type = s->embd_type;
+    P->tok = s->in;
+    P->seq = s->in + s->n_chunk;
+    P->pos = s->in + 2 * s->n_chunk;
+    P->x = s->x;
+    P->qkv = s->qkv;
+    P->att = s->att;
+    P->gu = s->gu;
+    P->part = s->part;
+    P->counters = s->counters;
+    P->kv = s->kv;
+    P->split_len = s->split_len;
+    P->n_split = s->n_split;
+    P->inv_freq = s->inv_freq;
+    P->bar = s->bar;
+    s->persist = true;
+    return BN_OK;
+}
+
 static bn_status create_buffers(bn_cuda_state *s) {
     const bn_hparams *hp = &s->m->hp;
     const uint64_t nc = (uint64_t)s->n_chunk, e = (uint64_t)hp->n_embd, f = (uint64_t)hp->n_ff;
@@ -295,9 +373,8 @@ static bn_status create_buffers(bn_cuda_state *s) {
     /* KV cache: [n_seq][n_layer][n_ctx][kvd], K and V apart. f32 by default:
      * on the hf-tiny fixtures an f16 cache alone moves logits past the SPEC
      * §2 tolerance (mean |d| 0.19; the CPU path with f16-rounded K/V shows
-     * the same), so f16 (half the memory) is opt-in: BITNET_CUDA_KV=f16. */
-    const char *kvenv = getenv("BITNET_CUDA_KV");
-    s->kv.f16 = kvenv && !strcmp(kvenv, "f16");
+     * the same), so f16 (half the memory) is opt-in: BN_CUDA_KV_F16. */
+    s->kv.f16 = (s->flags & BN_CUDA_KV_F16) != 0;
     uint64_t kv = 0;
     if (!bn_mul_ok((uint64_t)s->n_seq * hp->n_layer, (uint64_t)s->n_ctx, &kv) ||
         !bn_mul_ok(kv, kvd * (s->kv.f16 ? 2 : 4), &kv))
@@ -355,12 +432,20 @@ static bn_status create_buffers(bn_cuda_state *s) {
     if ((st = dalloc(&s->blas_ws, blas_ws, &ws, "cuBLAS workspace")) != BN_OK) return st;
     BN_CB(cublasSetWorkspace(s->blas, s->blas_ws, blas_ws), "workspace");
     BN_CU(cudaMallocHost((void **)&s->h_in, (size_t)nc * 4 * 4), "pinned staging");
+    if (s->qh_codes) {
+        if ((st = dalloc((void **)&s->hq, hrows * kpmax, &ws, "head input")) != BN_OK) return st;
+        if ((st = dalloc((void **)&s->hxs, hrows * 4, &ws, "head scales")) != BN_OK) return st;
+    }
+    if (!(s->flags & BN_CUDA_NO_PERSISTENT)) {
+        if ((st = plan_persistent(s)) != BN_OK) return st;
+        ws += s->persist ? sizeof(unsigned) + (size_t)hp->n_layer * sizeof(bn_cu_layer) : 0;
+    }
     s->ws_bytes = ws;
     return BN_OK;
 }
 
 extern "C" bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_seq, int32_t n_chunk,
-                                    bn_cuda_state **out) {
+                                    uint32_t flags, bn_cuda_state **out) {
     *out = NULL;
     char desc[256];
     bn_status st = bn_cuda_probe(desc, sizeof desc);
@@ -374,6 +459,7 @@ extern "C" bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_
     s->n_ctx = n_ctx;
     s->n_seq = n_seq;
     s->n_chunk = n_chunk;
+    s->flags = flags;
     cudaError_t ce = cudaSetDevice(0);
     if (ce == cudaSuccess) ce = cudaStreamCreateWithFlags(&s->st, cudaStreamNonBlocking);
     if (ce != cudaSuccess) st = bn_cuda_fail(ce, "creating a stream");
@@ -384,17 +470,15 @@ extern "C" bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_
     if (st == BN_OK && cublasSetStream(s->blas, s->st) != CUBLAS_STATUS_SUCCESS)
         st = bn_fail(BN_ERR_INTERNAL, "cublas: cannot set the stream");
     if (st == BN_OK) {
-        /* PDL on Hopper and later unless BITNET_CUDA_PDL=0 */
+        /* PDL on Hopper and later unless BN_CUDA_NO_PDL */
         cudaDeviceProp p;
-        const char *env = getenv("BITNET_CUDA_PDL");
-        s->pdl = cudaGetDeviceProperties(&p, 0) == cudaSuccess && p.major >= 9 && !(env && !strcmp(env, "0"));
-        /* One-token fusions (docs/CUDA_NOTES.md v3): RoPE + KV store inside
-         * attention pays (7 us vs 4 + 6) and is on; norm+quantize as a GEMV
-         * prologue measured slower and is opt-in. BITNET_CUDA_FUSE=1: both,
-         * =0: neither. */
-        env = getenv("BITNET_CUDA_FUSE");
-        s->fuse = env && !strcmp(env, "1");
-        s->fuse_rope = !(env && !strcmp(env, "0"));
+        s->pdl = cudaGetDeviceProperties(&p, 0) == cudaSuccess && p.major >= 9 && !(flags & BN_CUDA_NO_PDL);
+        /* One-token fusions of the separate-kernel path (docs/CUDA_NOTES.md
+         * v3): RoPE + KV store inside attention pays (7 us vs 4 + 6) and is
+         * on unless BN_CUDA_NO_FUSE_ROPE; norm+quantize as a GEMV prologue
+         * measured slower and is opt-in (BN_CUDA_FUSE_NORM). */
+        s->fuse = (flags & BN_CUDA_FUSE_NORM) != 0;
+        s->fuse_rope = !(flags & BN_CUDA_NO_FUSE_ROPE);
     }
     if (st == BN_OK) st = upload_model(s);
     if (st == BN_OK) st = make_int8_copy(s);
@@ -408,9 +492,10 @@ extern "C" bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_
     }
     bn_log(&m->logger, BN_LOG_INFO,
            "cuda: %s: weights %.1f MiB (+ %.1f MiB int8 copy for GEMMs), KV cache %.1f MiB (%s, %d x %d positions), "
-           "workspace %.1f MiB",
+           "workspace %.1f MiB; head %s; batch-1 decode %s",
            desc, s->arena_bytes / 1048576.0, s->w8_bytes / 1048576.0, s->kv_bytes / 1048576.0, s->kv.f16 ? "f16" : "f32",
-           n_seq, n_ctx, s->ws_bytes / 1048576.0);
+           n_seq, n_ctx, s->ws_bytes / 1048576.0, s->qh_codes ? "int8" : "f16",
+           s->persist ? "persistent kernel" : "separate kernels");
     *out = s;
     return BN_OK;
 }
@@ -430,7 +515,7 @@ static bn_status linear(bn_cuda_state *s, const bn_cu_linear *L, int n, float *y
 }
 
 /* (RMSNorm +) quantize the n input rows, then the linear: two kernels, or
- * for one token with BITNET_CUDA_FUSE=1 one fused kernel. */
+ * for one token with BN_CUDA_FUSE_NORM one fused kernel. */
 static bn_status norm_linear(bn_cuda_state *s, const bn_cu_linear *L, int n, const float *x, int ldx, const float *up,
                              int act, const float *nw, int k, float *y, int ldy, bool add) {
     if (n == 1 && s->fuse && bn_cu_tgemv_fused(s->st, s->pdl, L, x, up, act, nw, k, s->m->hp.rms_eps, y, add))
@@ -448,6 +533,10 @@ static bn_status run_layers(bn_cuda_state *s, int n) {
     const int *tok = s->in, *seq = s->in + s->n_chunk, *pos = s->in + 2 * s->n_chunk;
     const int act = hp->act == BN_ACT_RELU2 ? 0 : 1;
     bn_status st = BN_OK;
+    if (n == 1 && s->persist) {
+        bn_cu_persist_launch(s->st, &s->P, s->p_grid, s->p_smem);
+        return BN_OK;
+    }
     bn_cu_embed(s->st, s->embd, s->embd_type, e, tok, n, s->x);
     for (int l = 0; st == BN_OK && l < hp->n_layer; l++) {
         const bn_cu_layer *L = &s->layers[l];
@@ -467,6 +556,13 @@ static bn_status run_layers(bn_cuda_state *s, int n) {
 static bn_status run_head(bn_cuda_state *s, int r0, int cnt) {
     const bn_hparams *hp = &s->m->hp;
     const int *rows = s->in + 3 * s->n_chunk + r0;
+    if (s->qh_codes) {
+        const int kp = bn_pad_k(hp->n_embd);
+        bn_cu_head_quant(s->st, s->x, hp->n_embd, rows, cnt, s->out_norm, hp->rms_eps, s->hq, s->hxs);
+        if (!bn_cu_qhead(s->st, s->qh_codes, s->qh_scales, hp->n_vocab, kp, s->hq, s->hxs, cnt, s->logits))
+            return bn_fail(BN_ERR_UNSUPPORTED, "cuda: n_embd %d is too wide for the int8 head", hp->n_embd);
+        return BN_OK;
+    }
     bn_cu_head_norm(s->st, s->pdl, s->x, hp->n_embd, rows, cnt, s->out_norm, hp->rms_eps, s->hn);
     const float one = 1.0f, zero = 0.0f;
     BN_CB(cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, hp->n_vocab, cnt, hp->n_embd, &one, s->head, CUDA_R_16F,
@@ -581,4 +677,79 @@ extern "C" bn_status bn_cuda_seq_copy(bn_cuda_state *s, int32_t src, int32_t dst
     }
     BN_CU(cudaStreamSynchronize(s->st), "copying a sequence");
     return BN_OK;
+}
+
+/* ---- instrumentation (bench_cuda_bw): where a persistent step's time goes */
+
+extern "C" bn_status bn_cuda_trace_decode(bn_cuda_state *s, int steps, int variant, double *mean_us, double *crit_us,
+                                          double *kernel_us) {
+    if (!s->persist) return bn_fail(BN_ERR_UNSUPPORTED, "cuda: no persistent kernel in this context");
+    if (steps < 1 || steps > s->n_ctx) return bn_fail(BN_ERR_INVALID_ARG, "cuda: trace of %d steps", steps);
+    const int L = s->m->hp.n_layer, G = s->p_grid, nc = s->n_chunk, NS = BN_CU_NSTAMP;
+    const size_t nst = (size_t)G * L * NS;
+    unsigned long long *d = NULL, *h = (unsigned long long *)malloc((nst + 4) * 8);
+    double *cnt = (double *)calloc(NS, sizeof(double));
+    if (!h || !cnt) {
+        free(h);
+        free(cnt);
+        return bn_fail(BN_ERR_NOMEM, "out of memory");
+    }
+    bn_status st = BN_OK;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    cudaError_t ce = cudaMalloc((void **)&d, (nst + 4) * 8);
+    if (ce == cudaSuccess) ce = cudaEventCreate(&e0);
+    if (ce == cudaSuccess) ce = cudaEventCreate(&e1);
+    for (int k = 0; k < NS; k++) mean_us[k] = crit_us[k] = 0;
+    double ksum = 0, mhz = 0;
+    bn_cu_persist P = s->P;
+    P.variant = variant;
+    for (int it = 0; ce == cudaSuccess && it < steps; it++) {
+        s->h_in[0] = 1 + it % 100;
+        s->h_in[nc] = 0;
+        s->h_in[2 * nc] = it;
+        ce = cudaMemcpyAsync(s->in, s->h_in, (size_t)nc * 16, cudaMemcpyHostToDevice, s->st);
+        P.trace = NULL;
+        if (ce == cudaSuccess) ce = cudaEventRecord(e0, s->st);
+        bn_cu_persist_launch(s->st, &P, s->p_grid, s->p_smem);
+        if (ce == cudaSuccess) ce = cudaEventRecord(e1, s->st);
+        if (ce == cudaSuccess) ce = cudaEventSynchronize(e1);
+        float ms = 0;
+        if (ce == cudaSuccess) ce = cudaEventElapsedTime(&ms, e0, e1);
+        ksum += ms * 1000.0;
+        P.trace = d; /* the same position again, with stamps */
+        bn_cu_persist_launch(s->st, &P, s->p_grid, s->p_smem);
+        if (ce == cudaSuccess) ce = cudaMemcpyAsync(h, d, (nst + 4) * 8, cudaMemcpyDeviceToHost, s->st);
+        if (ce == cudaSuccess) ce = cudaStreamSynchronize(s->st);
+        if (ce != cudaSuccess) break;
+        if (h[nst + 2] > h[nst]) mhz += (double)(h[nst + 3] - h[nst + 1]) * 1000.0 / (double)(h[nst + 2] - h[nst]);
+        for (int l = 0; l < L; l++)
+            for (int k = 0; k < NS; k++) {
+                if (k == NS - 1 && l == L - 1) continue;
+                unsigned long long mx0 = 0, mx1 = 0;
+                for (int b = 0; b < G; b++) {
+                    const unsigned long long *t = h + ((size_t)b * L + l) * NS;
+                    const unsigned long long t0 = t[k], t1 = k < NS - 1 ? t[k + 1] : t[NS]; /* t[NS]: next layer's 0 */
+                    mean_us[k] += (double)(t1 - t0) / 1000.0;
+                    if (t0 > mx0) mx0 = t0;
+                    if (t1 > mx1) mx1 = t1;
+                }
+                crit_us[k] += (double)(mx1 - mx0) / 1000.0;
+                cnt[k] += 1;
+            }
+    }
+    if (ce != cudaSuccess) st = bn_cuda_fail(ce, "tracing the persistent kernel");
+    for (int k = 0; k < NS; k++)
+        if (cnt[k] > 0) {
+            mean_us[k] /= cnt[k] * G;
+            crit_us[k] /= cnt[k];
+        }
+    *kernel_us = ksum / steps;
+    bn_log(&s->m->logger, BN_LOG_INFO, "cuda: persistent kernel traced: SM clock %.0f MHz during the steps (block 0)",
+           mhz / steps);
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(d);
+    free(h);
+    free(cnt);
+    return st;
 }

@@ -16,9 +16,10 @@ typedef struct bn_cuda_state bn_cuda_state;
 bn_status bn_cuda_probe(char *desc, size_t cap);
 
 /* Upload the model and allocate caches for n_seq sequences of n_ctx
- * positions and chunks of up to n_chunk tokens. */
+ * positions and chunks of up to n_chunk tokens; flags: BN_CUDA_* of the
+ * context parameters (include/bitnet.h). */
 bn_status bn_cuda_create(const bn_model *m, int32_t n_ctx, int32_t n_seq, int32_t n_chunk,
-                         bn_cuda_state **out);
+                         uint32_t flags, bn_cuda_state **out);
 void      bn_cuda_free(bn_cuda_state *s);
 
 /* Same contract as bn_forward_chunk (model/context.h): run n tokens with
@@ -27,6 +28,16 @@ void      bn_cuda_free(bn_cuda_state *s);
  * out_rows[i] >= 0. */
 bn_status bn_cuda_forward_chunk(bn_cuda_state *s, int n, const int32_t *tokens, const int32_t *seq,
                                 const int32_t *pos, const int32_t *out_rows, float *logits);
+
+/* Instrumentation of the persistent batch-1 kernel (bench_cuda_bw): steps
+ * single-token launches at positions 0..steps-1 of sequence 0 (the cache is
+ * overwritten), each timed alone (kernel_us: mean) and again with
+ * %globaltimer stamps; per phase k < 15 (see cuda_persist.cu), mean_us[k]
+ * is the mean time a block spends in it and crit_us[k] the time from the
+ * last block entering it to the last block leaving it (their sum over k is
+ * a layer). variant: experiment bits of the kernel (0 = the default). */
+bn_status bn_cuda_trace_decode(bn_cuda_state *s, int steps, int variant, double *mean_us, double *crit_us,
+                               double *kernel_us);
 
 /* Copy the first n cached positions of sequence src to dst. */
 bn_status bn_cuda_seq_copy(bn_cuda_state *s, int32_t src, int32_t dst, int32_t n);

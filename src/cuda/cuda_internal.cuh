@@ -92,6 +92,56 @@ void bn_cu_attention(cudaStream_t st, bool pdl, const float *qkv, int ld, const 
 /* inv_freq != NULL (n == 1 only): RoPE and the cache store fused in, no
  * bn_cu_rope_store before it. */
 
+/* A layer on the device: q|k|v and gate|up concatenated. */
+typedef struct bn_cu_layer {
+    const float *attn_norm, *attn_sub, *ffn_norm, *ffn_sub;
+    bn_cu_linear qkv, o, gu, down;
+} bn_cu_layer;
+
+/* Arguments of the persistent batch-1 decode kernel (cuda_persist.cu). */
+typedef struct bn_cu_persist {
+    const bn_cu_layer *layers; /* device copy of the layer table            */
+    int          n_layer, e, f, qd, act;
+    float        eps, scale;   /* RMSNorm eps, 1/sqrt(head_dim)             */
+    const void  *embd;
+    int          embd_type;
+    const int   *tok, *seq, *pos;
+    float       *x, *qkv, *att, *gu, *part;
+    int         *counters;
+    bn_cu_kv     kv;
+    int          split_len, n_split;
+    const float *inv_freq;
+    unsigned    *bar;          /* grid barrier counter (zeroed per launch)  */
+    int          slot_bytes[4], q_off, a_off, s_off, l_off, rs_off, xo_off; /* shared memory layout */
+    int          stage_pos;    /* K/V positions staged per chunk            */
+    int          variant;      /* experiments: bit 0 release-add barrier,
+                                  bit 1 cp.async weight copies (v4) instead
+                                  of TMA bulk copies                        */
+    unsigned long long *trace; /* NULL, or BN_CU_NSTAMP %globaltimer stamps
+                                  per (block, layer) (bn_cuda_trace_decode) */
+} bn_cu_persist;
+#define BN_CU_NSTAMP 15
+
+/* Size the persistent kernel for these layers: grid (one block per SM) and
+ * shared memory; fills P's layout fields. BN_ERR_UNSUPPORTED when a layer's
+ * weight slices do not fit (the caller keeps the separate kernels). */
+bn_status bn_cu_persist_plan(const bn_cu_layer *host_layers, int n_layer, int max_k, int head_dim, int split_len,
+                             bn_cu_persist *P, int *grid, size_t *smem);
+/* One batch-1 decode step through every layer (x holds the last hidden
+ * state afterwards); zeroes P->bar first. Cooperative launch. */
+void bn_cu_persist_launch(cudaStream_t st, const bn_cu_persist *P, int grid, size_t smem);
+
+/* int8 head: RMSNorm + int8 quantization of the gathered rows (q [cnt, kp],
+ * xs [cnt]), then logits [cnt, V] from signed 8-bit codes [V, kp] with an
+ * f16 scale per 64 codes (bn_qhead's numerics). bn_cu_qhead returns false
+ * (nothing launched) for rows longer than 8192. */
+void bn_cu_head_quant(cudaStream_t st, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
+                      int8_t *q, float *xs);
+bool bn_cu_qhead(cudaStream_t st, const int8_t *codes, const __half *scales, int V, int kp, const int8_t *q,
+                 const float *xs, int cnt, float *logits);
+/* Flip the top bit of every byte (unsigned code u = c + 128 -> signed c). */
+void bn_cu_xor80(cudaStream_t st, uint32_t *p, size_t nwords);
+
 /* Final RMSNorm of the gathered rows x[rows[j]] into f16 h [cnt, e]. */
 void bn_cu_head_norm(cudaStream_t st, bool pdl, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
                      __half *h);

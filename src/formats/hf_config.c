@@ -38,7 +38,13 @@ bn_status bn_hf_config_parse(const char *json, const char *name, bn_hf_config *o
     bn_status st = BN_OK;
     bn_hparams *hp = &out->hp;
     const char *model_type = get_str(root, "model_type");
-    if (model_type && strcmp(model_type, "bitnet") != 0) {
+    /* 1bitLLM checkpoints (bitnet_b1_58-large/3B) subclass LLaMA: model_type
+     * "llama" with architectures ["BitnetForCausalLM"] (note the lower n). */
+    bool bitnet_llama = false;
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    if (cJSON_IsString(a0) && !strcmp(a0->valuestring, "BitnetForCausalLM")) bitnet_llama = true;
+    if (model_type && strcmp(model_type, "bitnet") != 0 && !(bitnet_llama && !strcmp(model_type, "llama"))) {
         st = bn_fail(BN_ERR_UNSUPPORTED, "%s: model_type '%s' is not a BitNet model (expected \"bitnet\")", name, model_type);
         goto done;
     }

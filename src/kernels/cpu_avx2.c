@@ -115,31 +115,59 @@ BN_INLINE __m256i fix_codes(__m256i v, __m256i c_aa) {
 
 /* ---- GEMV: R rows per pass share the activation loads ------------------ */
 
+/* Per 32-byte block and row: two nibble lookups (vpshufb) per nibble give
+ * the four fixed codes (0b11 -> 1) of the block's four groups at once,
+ * instead of fixing, shifting and masking (10 ops -> 7); the four maddubs
+ * products are summed in int16 across up to 16 blocks (a block adds at
+ * most 4 x 2 x 2 x 128 = 2048 in magnitude: 16 blocks reach -32768 /
+ * +32512, exact) before one madd widens them. */
+#define GV2_BLK16 16
+
 BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *q, int nblk,
                          int32_t *out) {
-    const __m256i c_aa = _mm256_set1_epi8((char)0xAA), m3 = _mm256_set1_epi8(3);
-    const __m256i ones = _mm256_set1_epi16(1);
+    /* codes of the low / high 2 bits of a nibble, 0b11 read as 0b01 */
+    const __m256i t_lo = _mm256_setr_epi8(0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1,
+                                          0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1);
+    const __m256i t_hi = _mm256_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1,
+                                          0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1);
+    const __m256i m0f = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     __m256i acc[4];
     #pragma GCC unroll 16
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();
-    for (int b = 0; b < nblk; b++) {
-        const int8_t *qb = q + 128 * b;
-        const __m256i q0 = _mm256_loadu_si256((const __m256i *)qb);
-        const __m256i q1 = _mm256_loadu_si256((const __m256i *)(qb + 32));
-        const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qb + 64));
-        const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
+    for (int b0 = 0; b0 < nblk; b0 += GV2_BLK16) {
+        const int b1 = nblk - b0 < GV2_BLK16 ? nblk : b0 + GV2_BLK16;
+        __m256i s16[4];
         #pragma GCC unroll 16
-        for (int r = 0; r < R; r++) {
-            const uint8_t *wr = w + (size_t)r * rb + 32 * (size_t)b;
-            /* rows are adjacent: fetch the same line 8 rows further on */
-            if (!(b & 1)) _mm_prefetch((const char *)wr + 8 * rb, _MM_HINT_T0);
-            const __m256i v = fix_codes(_mm256_loadu_si256((const __m256i *)wr), c_aa);
-            __m256i p = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 6), m3), q0);
-            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m3), q1));
-            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2), m3), q2));
-            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_and_si256(v, m3), q3));
-            acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p, ones));
+        for (int r = 0; r < R; r++) s16[r] = _mm256_setzero_si256();
+        for (int b = b0; b < b1; b++) {
+            const int8_t *qb = q + 128 * b;
+            const __m256i q0 = _mm256_loadu_si256((const __m256i *)qb);
+            const __m256i q1 = _mm256_loadu_si256((const __m256i *)(qb + 32));
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(qb + 64));
+            const __m256i q3 = _mm256_loadu_si256((const __m256i *)(qb + 96));
+            #pragma GCC unroll 16
+            for (int r = 0; r < R; r++) {
+                const uint8_t *wr = w + (size_t)r * rb + 32 * (size_t)b;
+                /* rows are adjacent, the weights one linear stream: fetch the
+                 * line 12 KB on into L2 and the line 1 KB on into L1 (as in
+                 * cpu_avx512.c: t0 prefetches from DRAM ran out of L1 misses) */
+                if (!(b & 1)) {
+                    _mm_prefetch((const char *)wr + 12288, _MM_HINT_T1);
+                    _mm_prefetch((const char *)wr + 1024, _MM_HINT_T0);
+                }
+                const __m256i v = _mm256_loadu_si256((const __m256i *)wr);
+                const __m256i lo = _mm256_and_si256(v, m0f);
+                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
+                /* element b: bits 7:6, b+32: 5:4, b+64: 3:2, b+96: 1:0 */
+                __m256i p = _mm256_maddubs_epi16(_mm256_shuffle_epi8(t_hi, hi), q0);
+                p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_shuffle_epi8(t_lo, hi), q1));
+                p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_shuffle_epi8(t_hi, lo), q2));
+                p = _mm256_add_epi16(p, _mm256_maddubs_epi16(_mm256_shuffle_epi8(t_lo, lo), q3));
+                s16[r] = _mm256_add_epi16(s16[r], p);
+            }
         }
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(s16[r], ones));
     }
     #pragma GCC unroll 16
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
@@ -149,6 +177,11 @@ static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsu
                  float w_scale, float *y, int m0, int m1) {
     const size_t rb = bn_t2r_row_bytes(k);
     const int nblk = bn_pad_k(k) / BN_QK;
+    { /* the loop prefetches 12 KB ahead: start the first stretch now */
+        const char *w0 = (const char *)(W + (size_t)m0 * rb);
+        const size_t len = (size_t)(m1 - m0) * rb;
+        for (size_t o = 0; o < len && o < 12288; o += 64) _mm_prefetch(w0 + o, _MM_HINT_T1);
+    }
     int32_t acc[4];
     int m = m0;
     for (; m + 4 <= m1; m += 4) {
@@ -289,6 +322,17 @@ BN_INLINE void gemm_tile(int nr, const uint8_t *buf, int kc4, const int8_t *q, s
     }
 G2_TILE(1) G2_TILE(2) G2_TILE(3) G2_TILE(4)
 
+/* Prefetch part `part` of `nparts` of the rows of the panel unpacked next,
+ * spread over the current panel's token tiles (as in cpu_avx512.c). */
+static void prefetch_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, int part,
+                           int nparts) {
+    const int r0 = rows * part / nparts, r1 = rows * (part + 1) / nparts;
+    for (int r = r0; r < r1; r++) {
+        const char *p = (const char *)(w + (size_t)r * rb + 32 * (size_t)b0);
+        for (int o = 0; o < 32 * nb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    }
+}
+
 static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const float *xs,
                  const int32_t *xsum, int n_tokens, float w_scale, float *y, size_t ldy, int m0,
                  int m1) {
@@ -302,8 +346,15 @@ static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const flo
             const int nb = nblk - b < kcb ? nblk - b : kcb;
             unpack_panel(W + (size_t)m * rb, rb, rows, b, nb, buf);
             const int first = b == 0, last = b + nb == nblk;
+            int pm = m, pb = b + kcb; /* the next panel */
+            if (pb >= nblk) pm = m + G2_ROWS, pb = 0;
+            const int prows = m1 - pm < G2_ROWS ? m1 - pm : G2_ROWS;
+            const int pnb = nblk - pb < kcb ? nblk - pb : kcb;
+            const int ntiles = (n_tokens + G2_NR - 1) / G2_NR;
             for (int n = 0; n < n_tokens; n += G2_NR) {
                 const int nr = n_tokens - n < G2_NR ? n_tokens - n : G2_NR;
+                if (prows > 0)
+                    prefetch_panel(W + (size_t)pm * rb, rb, prows, pb, pnb, n / G2_NR, ntiles);
                 const int8_t *qn = q + (size_t)n * ldq + (size_t)b * BN_QK;
                 float *yn = y + (size_t)n * ldy + m;
                 switch (nr) {

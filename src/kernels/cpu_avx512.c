@@ -93,10 +93,19 @@ BN_INLINE __m256i fix_codes256(__m256i v, __m256i c_aa) {
  * permuted so that one 64-byte vector holds group g of both blocks. */
 
 #define QP_MAX 16384 /* largest Kp for the permuted-activation GEMV */
-/* Rows of R are adjacent in memory, so the stream is linear: prefetch the
- * same line GV_PF_ROWS rows further on (the groups after this one). */
-#ifndef GV_PF_ROWS
-#define GV_PF_ROWS 8
+/* Rows of R are adjacent in memory, so the weights are one linear stream:
+ * each 64-byte load prefetches the line GV_PF_BYTES further on into L2
+ * (prefetcht1) and the line GV_PF_NEAR on from L2 into L1 (prefetcht0).
+ * Prefetching from DRAM straight into L1 held the GEMV at 9-10 GB/s on
+ * Zen 4, about 40 % of a plain read: L1 tracks too few misses for DRAM
+ * latency x bandwidth; L2 tracks more, and 8-16 KB ahead covers the
+ * latency (23-25 GB/s at 1 thread); the near t0 hop hides L2's latency
+ * from the loads (+10 % at 1 thread: 26-27 GB/s, 4 KiB pages). */
+#ifndef GV_PF_BYTES
+#define GV_PF_BYTES 12288
+#endif
+#ifndef GV_PF_NEAR
+#define GV_PF_NEAR 1024
 #endif
 
 /* The last block of an odd block count: natural activation order, 256-bit. */
@@ -128,7 +137,10 @@ BN_INLINE int32_t gemv_combine(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
  * named variables: GCC copies arrays of vectors around every iteration. */
 #define GV_REP(X) X(0) X(1) X(2) X(3)
 
-BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *qp, int npair,
+/* T4 = 0: T2R rows (row r at w + r*rb, pair p 64 bytes further each);
+ * T4 = 1: one T2R4 group (row r at w + 64r, pair p at 256p, the tail block
+ * at 256 npair + 32r; codes already fixed; one stream, no prefetch). */
+BN_INLINE void gemv_rows(int R, int T4, const uint8_t *w, size_t rb, const int8_t *qp, int npair,
                          int tail, int32_t *out) {
     const __m512i c_aa = _mm512_set1_epi8((char)0xAA);
     const __m512i mk0 = _mm512_set1_epi8((char)0xC0), mk1 = _mm512_set1_epi8(0x30);
@@ -143,9 +155,14 @@ BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *qp, i
         const __m512i q3 = _mm512_load_si512(qp + 256 * p + 192);
 #define GV_STEP(r)                                                                       \
         if (r < R) {                                                                     \
-            const uint8_t *wr = w + (size_t)r * rb + 64 * (size_t)p;                     \
-            _mm_prefetch((const char *)wr + GV_PF_ROWS * rb, _MM_HINT_T0);                   \
-            const __m512i v = fix_codes512(_mm512_loadu_si512(wr), c_aa);                \
+            const uint8_t *wr = T4 ? w + 64 * r + 256 * (size_t)p                        \
+                                   : w + (size_t)r * rb + 64 * (size_t)p;                \
+            if (!T4) {                                                                   \
+                _mm_prefetch((const char *)wr + GV_PF_BYTES, _MM_HINT_T1);               \
+                _mm_prefetch((const char *)wr + GV_PF_NEAR, _MM_HINT_T0);                \
+            }                                                                            \
+            const __m512i v0 = _mm512_loadu_si512(wr);                                   \
+            const __m512i v = T4 ? v0 : fix_codes512(v0, c_aa);                          \
             a0_##r = _mm512_dpbusd_epi32(a0_##r, _mm512_and_si512(v, mk0), q0);          \
             a1_##r = _mm512_dpbusd_epi32(a1_##r, _mm512_and_si512(v, mk1), q1);          \
             a2_##r = _mm512_dpbusd_epi32(a2_##r, _mm512_and_si512(v, mk2), q2);          \
@@ -156,7 +173,8 @@ BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *qp, i
 #define GV_OUT(r)                                                                        \
     if (r < R) {                                                                         \
         out[r] = gemv_combine(a0_##r, a1_##r, a2_##r, a3_##r);                           \
-        if (tail) out[r] += gemv_tail_block(w + (size_t)r * rb + 64 * (size_t)npair,     \
+        if (tail) out[r] += gemv_tail_block(T4 ? w + 256 * (size_t)npair + 32 * r       \
+                                               : w + (size_t)r * rb + 64 * (size_t)npair, \
                                             qp + 256 * npair);                           \
     }
     GV_REP(GV_OUT)
@@ -169,11 +187,15 @@ BN_INLINE void gemv_rows(int R, const uint8_t *w, size_t rb, const int8_t *qp, i
  * between registers every iteration. */
 __attribute__((noinline)) static void gemv_rows4(const uint8_t *w, size_t rb, const int8_t *qp,
                                                  int npair, int tail, int32_t *out) {
-    gemv_rows(4, w, rb, qp, npair, tail, out);
+    gemv_rows(4, 0, w, rb, qp, npair, tail, out);
+}
+__attribute__((noinline)) static void gemv_group4(const uint8_t *g, const int8_t *qp, int npair,
+                                                  int tail, int32_t *out) {
+    gemv_rows(4, 1, g, 0, qp, npair, tail, out);
 }
 __attribute__((noinline)) static void gemv_rows1(const uint8_t *w, size_t rb, const int8_t *qp,
                                                  int npair, int tail, int32_t *out) {
-    gemv_rows(1, w, rb, qp, npair, tail, out);
+    gemv_rows(1, 0, w, rb, qp, npair, tail, out);
 }
 
 /* 256-bit fallback for Kp > QP_MAX: natural activation order, one block at
@@ -199,6 +221,57 @@ static int32_t gemv_row_ymm(const uint8_t *w, const int8_t *q, int nblk) {
     return _mm_cvtsi128_si32(h);
 }
 
+/* Activations reordered so that one 64-byte vector holds group g of both
+ * blocks of a pair; an odd last block stays in natural order. */
+static void permute_act(const int8_t *q, int npair, int tail, int8_t *qp) {
+    for (int p = 0; p < npair; p++)
+        for (int g = 0; g < 4; g++) {
+            memcpy(qp + 256 * p + 64 * g, q + 256 * p + 32 * g, 32);
+            memcpy(qp + 256 * p + 64 * g + 32, q + 256 * p + 128 + 32 * g, 32);
+        }
+    if (tail) memcpy(qp + 256 * npair, q + 256 * npair, 128);
+}
+
+/* GEMV on a T2R4 copy: whole groups of 4 rows; rows of a group outside
+ * [m0, m1) are computed (the group is always complete in memory) but not
+ * stored. */
+static void gemv4(const uint8_t *W4, int k, const int8_t *q, float xs, int32_t xsum,
+                  float w_scale, float *y, int m0, int m1) {
+    const int kp = bn_pad_k(k);
+    const size_t rb = bn_t2r_row_bytes(k);
+    const int nblk = kp / BN_QK;
+    if (kp > QP_MAX) { /* natural activation order, one row and block at a time */
+        const __m256i c_aa = _mm256_set1_epi8((char)0xAA), m3 = _mm256_set1_epi8(3);
+        for (int m = m0; m < m1; m++) {
+            __m256i acc = _mm256_setzero_si256();
+            for (int b = 0; b < nblk; b++) {
+                const __m256i v = fix_codes256(_mm256_loadu_si256((const __m256i *)bn_t2r4_block(W4, k, m, b)), c_aa);
+                const int8_t *qb = q + 128 * b;
+                acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 6), m3), _mm256_loadu_si256((const __m256i *)qb));
+                acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 4), m3), _mm256_loadu_si256((const __m256i *)(qb + 32)));
+                acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(_mm256_srli_epi16(v, 2), m3), _mm256_loadu_si256((const __m256i *)(qb + 64)));
+                acc = _mm256_dpbusd_epi32(acc, _mm256_and_si256(v, m3), _mm256_loadu_si256((const __m256i *)(qb + 96)));
+            }
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+            y[m] = (float)(_mm_cvtsi128_si32(h) - xsum) * w_scale * xs;
+        }
+        return;
+    }
+    _Alignas(64) int8_t qp[QP_MAX];
+    const int npair = nblk / 2, tail = nblk & 1;
+    permute_act(q, npair, tail, qp);
+    int32_t acc[4];
+    for (int g = m0 / 4; 4 * g < m1; g++) {
+        gemv_group4(W4 + (size_t)g * 4 * rb, qp, npair, tail, acc);
+        for (int r = 0; r < 4; r++) {
+            const int m = 4 * g + r;
+            if (m >= m0 && m < m1) y[m] = (float)(acc[r] - xsum) * w_scale * xs;
+        }
+    }
+}
+
 static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsum,
                  float w_scale, float *y, int m0, int m1) {
     const int kp = bn_pad_k(k);
@@ -213,12 +286,13 @@ static void gemv(const uint8_t *W, int k, const int8_t *q, float xs, int32_t xsu
     }
     _Alignas(64) int8_t qp[QP_MAX];
     const int npair = nblk / 2, tail = nblk & 1;
-    for (int p = 0; p < npair; p++)
-        for (int g = 0; g < 4; g++) {
-            memcpy(qp + 256 * p + 64 * g, q + 256 * p + 32 * g, 32);
-            memcpy(qp + 256 * p + 64 * g + 32, q + 256 * p + 128 + 32 * g, 32);
-        }
-    if (tail) memcpy(qp + 256 * npair, q + 256 * npair, 128);
+    permute_act(q, npair, tail, qp);
+    /* the loop prefetches GV_PF_BYTES ahead: start the first stretch now */
+    {
+        const char *w0 = (const char *)(W + (size_t)m0 * rb);
+        const size_t len = (size_t)(m1 - m0) * rb;
+        for (size_t o = 0; o < len && o < GV_PF_BYTES; o += 64) _mm_prefetch(w0 + o, _MM_HINT_T1);
+    }
     int32_t acc[4];
     int m = m0;
     for (; m + 4 <= m1; m += 4) {
@@ -398,9 +472,23 @@ static const gemm_tile_fn gemm_tiles[GM_NR + 1] = {
     gemm_tile_7, gemm_tile_8, gemm_tile_9, gemm_tile_10, gemm_tile_11, gemm_tile_12,
 };
 
-static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const float *xs,
-                 const int32_t *xsum, int n_tokens, float w_scale, float *y, size_t ldy, int m0,
-                 int m1) {
+/* Prefetch part `part` of `nparts` of the rows of the panel that unpack_panel
+ * reads next (rows [0, rows) at w, blocks [b0, b0 + nb)): spread over the
+ * token tiles of the current panel, its DRAM / L3 latency hides behind
+ * their arithmetic (unprefetched, the unpack's loads stalled for ~10 % of
+ * the GEMM's time). */
+static void prefetch_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, int part,
+                           int nparts) {
+    const int r0 = rows * part / nparts, r1 = rows * (part + 1) / nparts;
+    for (int r = r0; r < r1; r++) {
+        const char *p = (const char *)(w + (size_t)r * rb + 32 * (size_t)b0);
+        for (int o = 0; o < 32 * nb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+    }
+}
+
+static void gemm_panels(const uint8_t *W, int k, const int8_t *q, size_t ldq, const float *xs,
+                        const int32_t *xsum, int n_tokens, float w_scale, float *y, size_t ldy,
+                        int m0, int m1) {
     const int kp = bn_pad_k(k);
     const size_t rb = bn_t2r_row_bytes(k);
     const int nblk = kp / BN_QK, kcb = GM_KC / BN_QK;
@@ -413,13 +501,45 @@ static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const flo
             const int nb = nblk - b < kcb ? nblk - b : kcb;
             unpack_panel(W + (size_t)m * rb, rb, rows, b, nb, buf);
             const int first = b == 0, last = b + nb == nblk;
+            /* the next panel: the next K block of these rows, or the first
+             * of the next rows */
+            int pm = m, pb = b + kcb;
+            if (pb >= nblk) pm = m + GM_ROWS, pb = 0;
+            const int prows = m1 - pm < GM_ROWS ? m1 - pm : GM_ROWS;
+            const int pnb = nblk - pb < kcb ? nblk - pb : kcb;
+            const int ntiles = (n_tokens + GM_NR - 1) / GM_NR;
             for (int n = 0; n < n_tokens; n += GM_NR) {
                 const int nr = n_tokens - n < GM_NR ? n_tokens - n : GM_NR;
+                if (prows > 0)
+                    prefetch_panel(W + (size_t)pm * rb, rb, prows, pb, pnb, n / GM_NR, ntiles);
                 gemm_tiles[nr](buf, nb * 32, q + (size_t)n * ldq + (size_t)b * BN_QK, ldq, first,
                                last, xsum + n, xs + n, w_scale, y + (size_t)n * ldy + m, ldy, mk0,
                                mk1);
             }
         }
+    }
+}
+
+/* Each 32-row panel reads all the tokens' activations: keep them within
+ * about half of L2 (1 MiB per core on Zen 4) by taking the tokens in
+ * chunks (at n = 512, K = 2560 the activations streamed from L3: 210 vs
+ * 229 GMAC/s at one thread). Chunks re-read the weights, from L3. */
+#ifndef GM_Q_L2
+#define GM_Q_L2 (512 * 1024)
+#endif
+
+static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const float *xs,
+                 const int32_t *xsum, int n_tokens, float w_scale, float *y, size_t ldy, int m0,
+                 int m1) {
+    int nc = (int)(GM_Q_L2 / (size_t)bn_pad_k(k)) / GM_NR * GM_NR;
+    if (nc < 4 * GM_NR) nc = 4 * GM_NR;
+    for (int n = 0; n < n_tokens;) {
+        const int left = n_tokens - n;
+        /* no small last chunk: the last two share the rest evenly */
+        const int cnt = left <= nc ? left : left < 2 * nc ? (left + 1) / 2 : nc;
+        gemm_panels(W, k, q + (size_t)n * ldq, ldq, xs + n, xsum + n, cnt, w_scale,
+                    y + (size_t)n * ldy, ldy, m0, m1);
+        n += cnt;
     }
 }
 
@@ -455,6 +575,29 @@ static void avx512_tgemm(const uint8_t *W, int k, const int8_t *q, size_t ldq,
         return;
     }
     gemm(W, k, q, ldq, x_scale, x_sum, n_tokens, w_scale, y, ldy, m0, m1);
+}
+
+/* tgemm on a T2R4 copy: a GEMV per token over row chunks that stay in L2
+ * (decode and batched decode; correct, not fast, for prefill batches). */
+static void avx512_tgemm4(const uint8_t *W4, int k, const int8_t *q, size_t ldq,
+                          const float *x_scale, const int32_t *x_sum, int n_tokens,
+                          float w_scale, float *y, size_t ldy, int m0, int m1) {
+    if (m1 <= m0 || n_tokens <= 0) return;
+    if (k <= 0) {
+        for (int n = 0; n < n_tokens; n++)
+            for (int m = m0; m < m1; m++) y[(size_t)n * ldy + (size_t)m] = 0.0f * w_scale * x_scale[n];
+        return;
+    }
+    const int kp = bn_pad_k(k);
+    const int mc = GV_CHUNK_BYTES / (int)bn_t2r_row_bytes(k) / 4 * 4 + 4;
+    for (int m = m0; m < m1; m += mc) {
+        const int me = m1 - m < mc ? m1 : m + mc;
+        for (int n = 0; n < n_tokens; n++) {
+            const int8_t *qn = q + (size_t)n * ldq;
+            const int32_t s = x_sum ? x_sum[n] : row_sum_i8(qn, kp);
+            gemv4(W4, k, qn, x_scale[n], s, w_scale, y + (size_t)n * ldy, m, me);
+        }
+    }
 }
 
 /* ---- dense head: F32 / F16 / BF16 rows dotted with f32 hidden states ---- */
@@ -687,6 +830,7 @@ static const bn_kernels avx512_table = {
     .tgemm = avx512_tgemm,
     .head = avx512_head,
     .qhead = avx512_qhead,
+    .tgemm4 = avx512_tgemm4,
 };
 
 const bn_kernels *bn_kernels_avx512(void) { return &avx512_table; }

@@ -11,6 +11,7 @@ static const bn_kernels ref_table = {
     .tgemm = bn_ref_tgemm,
     .head = bn_ref_head,
     .qhead = bn_ref_qhead,
+    .tgemm4 = bn_ref_tgemm4,
 };
 
 const bn_kernels *bn_kernels_ref(void) { return &ref_table; }

@@ -116,12 +116,42 @@ typedef void (*bn_qhead_fn)(const bn_qhead *E, const int8_t *hq, size_t ldq,
                             const float *h_scale, int n_tokens, float *logits, size_t ldl,
                             int v0, int v1);
 
+/* "T2R4": an optional decode copy of a T2R matrix, built once at load time
+ * (t2r4.c), table-independent. Rows are taken in groups of 4 (M padded to
+ * a multiple of 4 with zero-weight rows); a group holds the same bytes as
+ * its 4 T2R rows (4 x row stride), reordered so that the GEMV reads one
+ * sequential stream: per pair p of 128-element blocks, 64 bytes of row 0,
+ * then rows 1, 2, 3 (256 bytes), and for an odd block count the last block
+ * as 32 bytes of each row. Codes 0b11 are stored as 0b01 (weight 0).
+ * Why: reading the 4 rows of a group side by side from T2R is 4 short
+ * streams that hardware prefetchers follow badly; one stream reaches the
+ * read bandwidth without software prefetch (about +8-10 % decode). */
+size_t bn_t2r4_bytes(int m, int k);                      /* round_up(m, 4) * row stride */
+void bn_t2r4_pack(const uint8_t *W, int m, int k, uint8_t *out);
+/* A packed copy in a new allocation (huge-page advised); free it with
+ * bn_aligned_free. */
+bn_status bn_t2r4_new(const uint8_t *W, int m, int k, uint8_t **out);
+/* Pointer to the 32-byte block b of row r of a T2R4 matrix. */
+static inline const uint8_t *bn_t2r4_block(const uint8_t *W4, int k, int r, int b) {
+    const size_t rb = bn_t2r_row_bytes(k);
+    const int nblk = bn_pad_k(k) / BN_QK, npair = nblk / 2;
+    const uint8_t *g = W4 + (size_t)(r / 4) * 4 * rb;
+    if (b / 2 < npair) return g + 256 * (size_t)(b / 2) + 64 * (r % 4) + 32 * (b % 2);
+    return g + 256 * (size_t)npair + 32 * (r % 4);
+}
+void bn_ref_tgemm4(const uint8_t *W4, int k, const int8_t *q, size_t ldq,
+                   const float *x_scale, const int32_t *x_sum, int n_tokens,
+                   float w_scale, float *y, size_t ldy, int m0, int m1);
+
 typedef struct bn_kernels {
     const char         *name;      /* "ref", "avx2", "avx512vnni", ... */
     bn_quantize_act_fn  quantize_act;
     bn_tgemm_fn         tgemm;
     bn_head_fn          head;
     bn_qhead_fn         qhead;     /* quantized head (8/6/4-bit rows)  */
+    /* tgemm on a T2R4 copy (W = the copy, same results as tgemm on the T2R
+     * original); meant for decode (n_tokens 1-3), correct for any n. */
+    bn_tgemm_fn         tgemm4;
 } bn_kernels;
 
 /* ---- CPU features (cpu_features.c): cpuid, and xgetbv to know that the OS
@@ -177,5 +207,34 @@ void bn_ref_softmax(float *x, int n);
  * K, V rows of head_dim floats with row stride ld (f32 cache). scratch: n_kv floats. */
 void bn_ref_attend_head(const float *q, const float *K, const float *V, size_t ld,
                         int n_kv, int head_dim, float scale, float *scratch, float *out);
+
+/* ---- blocked attention with an online softmax (attention.c; SIMD versions
+ * in attention_avx2.c, attention_avx512.c). nq query rows Q [nq, hd] (packed,
+ * stride hd) that share one KV head attend to cached positions [t0, t1) of K
+ * and V (rows of hd floats, row stride ld); row r uses only positions
+ * t < lim[r] (causal), and rows [t0, t1) must hold cached values (t1 <= the
+ * largest lim). Per row a running state is updated, so that consecutive calls
+ * over consecutive ranges, or bn_attn_merge of disjoint ranges, give
+ *   mx[r]  = max of the scores q.k * scale seen (start -INFINITY),
+ *   sum[r] = sum of exp(score - mx[r]),
+ *   acc[r*hd + d] = sum of exp(score - mx[r]) * V[t][d];
+ * out = acc / sum (bn_attn_finish) is softmax(q K^T * scale) V, equal to
+ * bn_ref_attend_head up to float reordering. scratch: nq * BN_ATTN_TILE floats. */
+#define BN_ATTN_TILE 64
+typedef void (*bn_attn_fn)(const float *Q, int nq, const int32_t *lim, const float *K, const float *V, size_t ld,
+                           int t0, int t1, int hd, float scale, float *mx, float *sum, float *acc, float *scratch);
+void bn_ref_attn(const float *Q, int nq, const int32_t *lim, const float *K, const float *V, size_t ld, int t0,
+                 int t1, int hd, float scale, float *mx, float *sum, float *acc, float *scratch);
+/* Start state of nq rows: mx = -inf, sum = 0, acc = 0. */
+void bn_attn_init(int nq, int hd, float *mx, float *sum, float *acc);
+/* Fold the state of another position range (mx2, sum2, acc2) into mx, sum, acc. */
+void bn_attn_merge(int nq, int hd, float *mx, float *sum, float *acc, const float *mx2, const float *sum2,
+                   const float *acc2);
+/* out[d] = acc[d] / sum for one row (0 for a row that saw no position). */
+void bn_attn_finish(int hd, float sum, const float *acc, float *out);
+/* SIMD versions (NULL when not compiled in), and the one matching a table. */
+bn_attn_fn bn_attn_avx2(void);
+bn_attn_fn bn_attn_avx512(void);
+bn_attn_fn bn_attn_select(const bn_kernels *k);
 
 #endif /* BN_KERNELS_H */

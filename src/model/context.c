@@ -27,7 +27,7 @@ void bn_context_free(bn_context *c) {
     bn_cuda_free(c->cuda);
 #endif
     void *bufs[] = {c->k_cache, c->v_cache, c->seq_len, c->x, c->xb, c->q, c->kx, c->vx, c->att,
-                    c->gate, c->up, c->q8, c->q8_scale, c->q8_sum, c->att_scratch, c->rope_inv_freq, c->rope_cs,
+                    c->gate, c->up, c->q8, c->q8_scale, c->q8_sum, c->att_ws, c->att_lim, c->att_part, c->att_blk, c->rope_inv_freq, c->rope_cs,
                     c->logits, c->logit_row};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bn_aligned_free(bufs[i]);
     free(c);
@@ -99,7 +99,20 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     c->q8 = zalloc(nb * kp, 1, &ok);
     c->q8_scale = zalloc(nb, sizeof(float), &ok);
     c->q8_sum = zalloc(nb, sizeof(int32_t), &ok);
-    c->att_scratch = zalloc((size_t)c->n_threads * (size_t)c->n_ctx, sizeof(float), &ok);
+    {
+        const int group = hp->n_head / hp->n_head_kv;
+        const size_t hd = (size_t)hp->head_dim;
+        /* ~16 rows per block: enough reuse of each K/V tile, acc still in L1 */
+        c->att_qb = group >= 16 ? 1 : 16 / group;
+        c->att_rows = c->att_qb * group;
+        const size_t R = (size_t)c->att_rows, T = (size_t)c->n_threads;
+        c->att_ws_stride = R * (2 * hd + BN_ATTN_TILE + 2);
+        c->att_ws = zalloc(T, c->att_ws_stride * sizeof(float), &ok);
+        c->att_lim = zalloc(T * R, sizeof(int32_t), &ok);
+        c->att_part = zalloc((size_t)BN_ATT_PARTS(T) * R, (hd + 2) * sizeof(float), &ok);
+        c->att_blk = zalloc(nb, sizeof(int32_t), &ok);
+        c->attn = bn_attn_select(c->k);
+    }
     c->rope_inv_freq = zalloc((size_t)hp->head_dim / 2, sizeof(float), &ok);
     c->rope_cs = zalloc(nb * (size_t)hp->head_dim, sizeof(float), &ok);
     /* inv_freq[i] = theta^(-2i/d), computed as transformers does in f32 */
@@ -113,7 +126,7 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     }
 #ifdef BITNET_CUDA
     if (p.device == BN_DEVICE_CUDA) {
-        bn_status cst = bn_cuda_create(m, c->n_ctx, c->n_seq, c->n_chunk, &c->cuda);
+        bn_status cst = bn_cuda_create(m, c->n_ctx, c->n_seq, c->n_chunk, p.cuda_flags, &c->cuda);
         if (cst != BN_OK) {
             bn_context_free(c);
             return cst;

@@ -26,7 +26,18 @@ struct bn_context {
     int8_t  *q8;     /* [n_chunk, Kp_max] quantized activations    */
     float   *q8_scale; /* [n_chunk]                                */
     int32_t *q8_sum;   /* [n_chunk]                                */
-    float   *att_scratch; /* [n_threads, n_ctx]                    */
+    /* blocked attention (forward.c): query blocks of att_qb tokens x the
+     * query heads of one KV head = att_rows rows; per thread a workspace of
+     * att_ws_stride floats (packed Q, acc, score tile, mx, sum) and att_rows
+     * limits; att_part holds the states of position ranges run apart
+     * (BN_ATT_PARTS(n_threads) slots of att_rows * (head_dim + 2) floats). */
+    bn_attn_fn attn;
+    int32_t  att_qb, att_rows;
+    size_t   att_ws_stride;
+    float   *att_ws;
+    int32_t *att_lim;
+    float   *att_part;
+    int32_t *att_blk;   /* [n_chunk] first token of each query block   */
     float   *rope_inv_freq; /* [head_dim/2], computed once         */
     float   *rope_cs;  /* [n_chunk, head_dim] cos | sin per token  */
 
@@ -47,6 +58,10 @@ struct bn_context {
  * pos: [n]; out_rows[i] >= 0 asks for logits of token i into that row. */
 bn_status bn_forward_chunk(bn_context *c, int n, const int32_t *tokens, const int32_t *seq, const int32_t *pos,
                            const int32_t *out_rows, int32_t dump_offset);
+
+/* Slots for partial attention states: long contexts at small batches are
+ * cut into at most this many (block, KV head, range) tasks. */
+#define BN_ATT_PARTS(nt) (8 * (nt))
 
 static inline size_t bn_kv_offset(const bn_context *c, int seq, int layer, int pos) {
     const size_t kvd = (size_t)c->m->hp.n_head_kv * (size_t)c->m->hp.head_dim;

@@ -32,21 +32,81 @@ static void quantize(bn_context *c, const float *in, size_t ld, int k, int n) {
     c->k->quantize_act(in, ld, k, n, c->q8, kp, c->q8_scale, c->q8_sum);
 }
 
-/* y[n, l->n_out] = l(q8) for the n quantized rows; rows split over threads. */
-static void linear(bn_context *c, const bn_linear *l, int n, float *y) {
-    const size_t kp = (size_t)bn_pad_k(l->n_in);
-    const int nt = c->n_threads;
-    const bn_kernels *k = c->k;
-#pragma omp parallel num_threads(nt)
+/* Output rows [m0, m1) of y[n, l->n_out] = l(q8) for the n quantized rows. */
+static void linear_rows(bn_context *c, const bn_linear *l, int n, float *y, int m0, int m1) {
+    if (m0 < m1)
+        c->k->tgemm(l->w, l->n_in, c->q8, (size_t)bn_pad_k(l->n_in), c->q8_scale, c->q8_sum, n, l->scale, y,
+                    (size_t)l->n_out, m0, m1);
+}
+
+/* Tile range [a, b) of thread t of T over `tiles` tiles. */
+static void split(int tiles, int t, int T, int *a, int *b) {
+    *a = (int)((long)tiles * t / T);
+    *b = (int)((long)tiles * (t + 1) / T);
+}
+
+/* ys[j] = ls[j](q8) for cnt linears that read the same quantized input (q|k|v),
+ * in ONE parallel region: their 16-row tiles (SIMD tiles stay whole) are
+ * concatenated and cut into one contiguous range per thread, so that the
+ * threads finish together and a decode step pays one fork/join, not three. */
+static void linear_multi(bn_context *c, int cnt, const bn_linear *const *ls, float *const *ys, int n) {
+    int total = 0;
+    for (int j = 0; j < cnt; j++) total += (ls[j]->n_out + 15) / 16;
+#pragma omp parallel num_threads(c->n_threads)
     {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        /* Contiguous row ranges, multiples of 16 rows so SIMD tiles stay whole. */
-        const int tiles = (l->n_out + 15) / 16;
-        const int m0 = (int)((long)tiles * t / T) * 16;
-        int m1 = (int)((long)tiles * (t + 1) / T) * 16;
-        if (m1 > l->n_out) m1 = l->n_out;
-        if (m0 < m1)
-            k->tgemm(l->w, l->n_in, c->q8, kp, c->q8_scale, c->q8_sum, n, l->scale, y, (size_t)l->n_out, m0, m1);
+        int a, b;
+        split(total, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
+        for (int j = 0, off = 0; j < cnt; j++) {
+            const int tiles = (ls[j]->n_out + 15) / 16;
+            const int lo = a > off ? a : off, hi = b < off + tiles ? b : off + tiles;
+            if (lo < hi) {
+                const int m1 = (hi - off) * 16;
+                linear_rows(c, ls[j], n, ys[j], (lo - off) * 16, m1 < ls[j]->n_out ? m1 : ls[j]->n_out);
+            }
+            off += tiles;
+        }
+    }
+}
+
+/* y = l(q8), then x += y (the residual add), each thread on its own output
+ * columns right after computing them. With a LoRA adapter the add waits for
+ * the adapter term (add = false). */
+static void linear_residual(bn_context *c, const bn_linear *l, int n, float *y, float *x, bool add) {
+    const int M = l->n_out, tiles = (M + 15) / 16;
+#pragma omp parallel num_threads(c->n_threads)
+    {
+        int a, b;
+        split(tiles, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
+        const int m0 = a * 16, m1 = b * 16 < M ? b * 16 : M;
+        linear_rows(c, l, n, y, m0, m1);
+        for (int i = 0; add && m0 < m1 && i < n; i++) {
+            float *xr = x + (size_t)i * M;
+            const float *yr = y + (size_t)i * M;
+#pragma omp simd
+            for (int j = m0; j < m1; j++) xr[j] += yr[j];
+        }
+    }
+}
+
+/* gate and up (same width) in one parallel region, each thread the SAME
+ * column range of both, so that it can apply the activation to its own
+ * columns right away (elementwise: the same bits as after a barrier). With a
+ * LoRA adapter the activation waits for the adapter terms (act = false). */
+static void gate_up(bn_context *c, const bn_layer *L, int n, bool act) {
+    const int f = L->w_gate.n_out, tiles = (f + 15) / 16;
+    const bool relu2 = c->m->hp.act == BN_ACT_RELU2;
+#pragma omp parallel num_threads(c->n_threads)
+    {
+        int a, b;
+        split(tiles, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
+        const int m0 = a * 16, m1 = b * 16 < f ? b * 16 : f;
+        linear_rows(c, &L->w_gate, n, c->gate, m0, m1);
+        linear_rows(c, &L->w_up, n, c->up, m0, m1);
+        for (int i = 0; act && m0 < m1 && i < n; i++) {
+            float *g = c->gate + (size_t)i * f + m0, *u = c->up + (size_t)i * f + m0;
+            if (relu2) bn_ref_relu2_mul(g, u, m1 - m0, g);
+            else bn_ref_silu_mul(g, u, m1 - m0, g);
+        }
     }
 }
 
@@ -62,6 +122,24 @@ static void rmsnorm_rows(const float *x, const float *w, int n, int dim, float e
         const float inv = 1.0f / sqrtf(ss / (float)dim + eps);
 #pragma omp simd
         for (int j = 0; j < dim; j++) o[j] = w[j] * (xr[j] * inv);
+    }
+}
+
+/* RMSNorm with w (none if w is NULL) then int8 quantization of n rows into
+ * the context's q8 buffers; rows are split over threads, each row's
+ * arithmetic unchanged (the same bits as on one thread). */
+static void norm_quantize(bn_context *c, const float *in, const float *w, int n, int dim, float *normed) {
+    const float eps = c->m->hp.rms_eps;
+    const size_t kp = (size_t)bn_pad_k(dim);
+    const bn_kernels *k = c->k;
+#pragma omp parallel for num_threads(c->n_threads) schedule(static) if (n >= 4)
+    for (int i = 0; i < n; i++) {
+        const float *src = in + (size_t)i * dim;
+        if (w) {
+            rmsnorm_rows(src, w, 1, dim, eps, normed + (size_t)i * dim);
+            src = normed + (size_t)i * dim;
+        }
+        k->quantize_act(src, (size_t)dim, dim, 1, c->q8 + (size_t)i * kp, kp, c->q8_scale + i, c->q8_sum + i);
     }
 }
 
@@ -93,54 +171,101 @@ static void rope_apply(float *v, int n_heads, int hd, const float *cs) {
     }
 }
 
-/* One query head over n_kv cached positions (vectorized bn_ref_attend_head). */
-static void attend_head(const float *q, const float *K, const float *V, size_t ld, int n_kv, int hd, float scale,
-                        float *p, float *out) {
-    float mx = -INFINITY;
-    for (int t = 0; t < n_kv; t++) {
-        const float *kr = K + (size_t)t * ld;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int d = 0; d < hd; d++) dot += q[d] * kr[d];
-        p[t] = dot * scale;
-        mx = fmaxf(mx, p[t]);
+/* Query blocks: runs of up to att_qb consecutive chunk tokens of one
+ * sequence; their rows (tokens x the query heads of one KV head) walk the
+ * cached positions together. Returns the number of blocks. */
+static int query_blocks(bn_context *c, int n, const int32_t *seq) {
+    int nb = 0;
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (j < n && j - i < c->att_qb && seq[j] == seq[i]) j++;
+        c->att_blk[nb++] = i;
+        i = j;
     }
-    float sum = 0.0f;
-    for (int t = 0; t < n_kv; t++) {
-        p[t] = expf(p[t] - mx);
-        sum += p[t];
-    }
-    const float inv = 1.0f / sum;
-    for (int d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int t = 0; t < n_kv; t++) {
-        const float *vr = V + (size_t)t * ld;
-        const float w = p[t] * inv;
-#pragma omp simd
-        for (int d = 0; d < hd; d++) out[d] += w * vr[d];
-    }
+    return nb;
 }
 
 static void attention(bn_context *c, int layer, int n, const int32_t *seq, const int32_t *pos) {
     const bn_hparams *hp = &c->m->hp;
-    const int hd = hp->head_dim, nh = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    const size_t kvd = (size_t)hp->n_head_kv * (size_t)hd;
+    const int hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, group = hp->n_head / hp->n_head_kv;
+    const int e = hp->n_embd;
+    const size_t kvd = (size_t)nkv * (size_t)hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    /* RoPE on q and k, then append k, v to each sequence's cache. */
-    for (int i = 0; i < n; i++) {
-        const float *cs = c->rope_cs + (size_t)i * hd;
-        rope_apply(c->q + (size_t)i * hp->n_embd, nh, hd, cs);
-        rope_apply(c->kx + (size_t)i * kvd, hp->n_head_kv, hd, cs);
-        memcpy(c->k_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->kx + (size_t)i * kvd, kvd * 4);
-        memcpy(c->v_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->vx + (size_t)i * kvd, kvd * 4);
+    const int nb = query_blocks(c, n, seq);
+    const int T = c->n_threads, R = c->att_rows, units = nb * nkv;
+    /* Few (block, KV head) units (decode): cut each block's positions into S
+     * ranges of >= 256 so that every thread has work; merged afterwards. */
+    int S = 1;
+    if (units < 4 * T) {
+        int maxlen = 0;
+        for (int i = 0; i < n; i++)
+            if (pos[i] + 1 > maxlen) maxlen = pos[i] + 1;
+        S = BN_ATT_PARTS(T) / units;
+        if (S > (maxlen + 255) / 256) S = (maxlen + 255) / 256;
+        if (S < 1) S = 1;
     }
-    const int work = n * nh;
-#pragma omp parallel for num_threads(c->n_threads) schedule(dynamic, 1)
-    for (int w = 0; w < work; w++) {
-        const int i = w / nh, h = w % nh, kvh = h / group;
-        float *scratch = c->att_scratch + (size_t)omp_get_thread_num() * (size_t)c->n_ctx;
-        const size_t base = bn_kv_offset(c, seq[i], layer, 0) + (size_t)kvh * hd;
-        attend_head(c->q + (size_t)i * hp->n_embd + (size_t)h * hd, c->k_cache + base, c->v_cache + base, kvd,
-                    pos[i] + 1, hd, scale, scratch, c->att + (size_t)i * hp->n_embd + (size_t)h * hd);
+    const int tasks = units * S;
+    const size_t part = (size_t)R * (size_t)(hd + 2);
+#pragma omp parallel num_threads(T)
+    {
+        const int th = omp_get_thread_num();
+        float *ws = c->att_ws + (size_t)th * c->att_ws_stride;
+        float *qp = ws, *acc = qp + (size_t)R * hd, *tile = acc + (size_t)R * hd;
+        float *mx = tile + (size_t)R * BN_ATTN_TILE, *sum = mx + R;
+        int32_t *lim = c->att_lim + (size_t)th * R;
+        /* RoPE on q and k, then append k, v to each sequence's cache (the
+         * implicit barrier after this loop: every block sees its positions). */
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const float *cs = c->rope_cs + (size_t)i * hd;
+            rope_apply(c->q + (size_t)i * e, nh, hd, cs);
+            rope_apply(c->kx + (size_t)i * kvd, nkv, hd, cs);
+            memcpy(c->k_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->kx + (size_t)i * kvd, kvd * 4);
+            memcpy(c->v_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->vx + (size_t)i * kvd, kvd * 4);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int task = 0; task < tasks; task++) {
+            const int u = task / S, s = task % S, b = u / nkv, kvh = u % nkv;
+            const int i0 = c->att_blk[b], i1 = b + 1 < nb ? c->att_blk[b + 1] : n, nq = (i1 - i0) * group;
+            int maxlim = 0;
+            for (int i = i0; i < i1; i++) {
+                for (int g = 0; g < group; g++) {
+                    const int r = (i - i0) * group + g;
+                    memcpy(qp + (size_t)r * hd, c->q + (size_t)i * e + (size_t)(kvh * group + g) * hd, sizeof(float) * hd);
+                    lim[r] = pos[i] + 1;
+                }
+                if (pos[i] + 1 > maxlim) maxlim = pos[i] + 1;
+            }
+            const int t0 = (int)((long)maxlim * s / S), t1 = (int)((long)maxlim * (s + 1) / S);
+            const size_t base = bn_kv_offset(c, seq[i0], layer, 0) + (size_t)kvh * hd;
+            float *pm = mx, *ps = sum, *pa = acc;
+            if (S > 1) {
+                pm = c->att_part + (size_t)task * part;
+                ps = pm + R;
+                pa = ps + R;
+            }
+            bn_attn_init(nq, hd, pm, ps, pa);
+            c->attn(qp, nq, lim, c->k_cache + base, c->v_cache + base, kvd, t0, t1, hd, scale, pm, ps, pa, tile);
+            if (S == 1)
+                for (int r = 0; r < nq; r++)
+                    bn_attn_finish(hd, ps[r], pa + (size_t)r * hd,
+                                   c->att + (size_t)(i0 + r / group) * e + (size_t)(kvh * group + r % group) * hd);
+        }
+        if (S > 1) {
+#pragma omp for schedule(static)
+            for (int u = 0; u < units; u++) {
+                const int b = u / nkv, kvh = u % nkv;
+                const int i0 = c->att_blk[b], i1 = b + 1 < nb ? c->att_blk[b + 1] : n, nq = (i1 - i0) * group;
+                float *pm = c->att_part + (size_t)u * S * part, *ps = pm + R, *pa = ps + R;
+                for (int s = 1; s < S; s++) {
+                    const float *qm = pm + (size_t)s * part;
+                    bn_attn_merge(nq, hd, pm, ps, pa, qm, qm + R, qm + 2 * R);
+                }
+                for (int r = 0; r < nq; r++)
+                    bn_attn_finish(hd, ps[r], pa + (size_t)r * hd,
+                                   c->att + (size_t)(i0 + r / group) * e + (size_t)(kvh * group + r % group) * hd);
+            }
+        }
     }
 }
 
@@ -196,46 +321,41 @@ bn_status bn_forward_chunk(bn_context *c, int n, const int32_t *tokens, const in
     for (int l = 0; l < hp->n_layer; l++) {
         const bn_layer *L = &m->layers[l];
         /* attention block: one int8 quantization shared by q, k, v */
-        rmsnorm_rows(c->x, L->attn_norm, n, e, eps, c->xb);
-        quantize(c, c->xb, (size_t)e, e, n);
-        linear(c, &L->wq, n, c->q);
+        norm_quantize(c, c->x, L->attn_norm, n, e, c->xb);
+        {
+            const bn_linear *ls[3] = {&L->wq, &L->wk, &L->wv};
+            float *const ys[3] = {c->q, c->kx, c->vx};
+            linear_multi(c, 3, ls, ys, n);
+        }
         LORA_ADD(BN_LORA_Q, c->xb, c->q);
-        linear(c, &L->wk, n, c->kx);
         LORA_ADD(BN_LORA_K, c->xb, c->kx);
-        linear(c, &L->wv, n, c->vx);
         LORA_ADD(BN_LORA_V, c->xb, c->vx);
         attention(c, l, n, seq, pos);
-        if (L->attn_sub_norm) {
-            rmsnorm_rows(c->att, L->attn_sub_norm, n, e, eps, c->xb);
-            quantize(c, c->xb, (size_t)e, e, n);
-        } else {
-            quantize(c, c->att, (size_t)e, e, n);
+        norm_quantize(c, c->att, L->attn_sub_norm, n, e, c->xb);
+        linear_residual(c, &L->wo, n, c->q, c->x, !m->lora); /* q is free now: reuse it for the output */
+        if (m->lora) {
+            LORA_ADD(BN_LORA_O, L->attn_sub_norm ? c->xb : c->att, c->q);
+            for (size_t i = 0; i < (size_t)n * e; i++) c->x[i] += c->q[i];
         }
-        linear(c, &L->wo, n, c->q); /* q is free now: reuse it for the output */
-        LORA_ADD(BN_LORA_O, L->attn_sub_norm ? c->xb : c->att, c->q);
-        for (size_t i = 0; i < (size_t)n * e; i++) c->x[i] += c->q[i];
 
         /* feed-forward block: one int8 quantization shared by gate and up */
-        rmsnorm_rows(c->x, L->ffn_norm, n, e, eps, c->xb);
-        quantize(c, c->xb, (size_t)e, e, n);
-        linear(c, &L->w_gate, n, c->gate);
-        LORA_ADD(BN_LORA_GATE, c->xb, c->gate);
-        linear(c, &L->w_up, n, c->up);
-        LORA_ADD(BN_LORA_UP, c->xb, c->up);
-        for (int i = 0; i < n; i++) {
-            float *g = c->gate + (size_t)i * f, *u = c->up + (size_t)i * f;
-            if (hp->act == BN_ACT_RELU2) bn_ref_relu2_mul(g, u, f, g);
-            else bn_ref_silu_mul(g, u, f, g);
+        norm_quantize(c, c->x, L->ffn_norm, n, e, c->xb);
+        gate_up(c, L, n, !m->lora);
+        if (m->lora) {
+            LORA_ADD(BN_LORA_GATE, c->xb, c->gate);
+            LORA_ADD(BN_LORA_UP, c->xb, c->up);
+            for (int i = 0; i < n; i++) {
+                float *g = c->gate + (size_t)i * f, *u = c->up + (size_t)i * f;
+                if (hp->act == BN_ACT_RELU2) bn_ref_relu2_mul(g, u, f, g);
+                else bn_ref_silu_mul(g, u, f, g);
+            }
         }
-        if (L->ffn_sub_norm) {
-            rmsnorm_rows(c->gate, L->ffn_sub_norm, n, f, eps, c->xb);
-            quantize(c, c->xb, (size_t)f, f, n);
-        } else {
-            quantize(c, c->gate, (size_t)f, f, n);
+        norm_quantize(c, c->gate, L->ffn_sub_norm, n, f, c->xb);
+        linear_residual(c, &L->w_down, n, c->q, c->x, !m->lora);
+        if (m->lora) {
+            LORA_ADD(BN_LORA_DOWN, L->ffn_sub_norm ? c->xb : c->gate, c->q);
+            for (size_t i = 0; i < (size_t)n * e; i++) c->x[i] += c->q[i];
         }
-        linear(c, &L->w_down, n, c->q);
-        LORA_ADD(BN_LORA_DOWN, L->ffn_sub_norm ? c->xb : c->gate, c->q);
-        for (size_t i = 0; i < (size_t)n * e; i++) c->x[i] += c->q[i];
         if (dump) dump_hidden(c, l + 1, n, dump_offset, c->x);
     }
     if (dump) {

@@ -1,6 +1,14 @@
-/* load_gguf.c — GGUF files from bitnet.cpp (bitnet-b1.58 / bitnet-25, I2_S)
- * and the project's own output. I2_S weights whose rows are whole 128-blocks
- * are used in place (zero copy from the mapping). */
+/* load_gguf.c — GGUF files from bitnet.cpp (bitnet-b1.58 / bitnet-25, I2_S),
+ * llama.cpp (TQ1_0 / TQ2_0, float) and the project's own output. I2_S weights
+ * whose rows are whole 128-blocks are used in place (zero copy).
+ *
+ * Architectures (facts from llama.cpp d7da8dc8 llm_build_bitnet and
+ * bitnet.cpp's fork): "bitnet-b1.58" and its older name "bitnet-25" are
+ * BitNet b1.58 2B4T (ReLU^2 FFN, sub-norms). "bitnet" is the 1bitLLM family
+ * (bitnet_b1_58-large/3B): the same block with a SiLU-gated FFN, plus
+ * optional per-linear "<linear>.scale" output multipliers; llama.cpp's
+ * converter also writes rope.scaling.type "linear" with factor 1 for it. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +22,7 @@ typedef struct gguf_loader {
     bn_model       *m;
     const bn_gguf  *g;
     bool            zero_copy;
+    bool            is_1bit; /* arch "bitnet": SiLU FFN, .scale tensors, sub-norms optional */
 } gguf_loader;
 
 static bn_status find(const gguf_loader *ld, const char *name, const bn_gguf_tensor **out) {
@@ -43,14 +52,49 @@ static bn_status load_norm(gguf_loader *ld, const char *name, int32_t n, const f
     return BN_OK;
 }
 
+/* Float linears that are already ternary (every nonzero |w| the same value
+ * b, as llama.cpp's converter writes 1bitLLM weights and as an F16 copy of a
+ * ternary model holds them) mean exactly codes * b: returns b. Returns 0 for
+ * anything else (master weights, quantized at load with absmean). */
+static float ternary_magnitude(const float *f, size_t n) {
+    float b = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float a = fabsf(f[i]);
+        if (a == 0.0f) continue;
+        if (b == 0.0f) b = a;
+        else if (a != b) return 0.0f;
+    }
+    return b > 0.0f && b <= 1e30f ? b : 0.0f;
+}
+
+static bn_status load_linear_codes(gguf_loader *ld, const char *name, int32_t n_in, int32_t n_out, bn_linear *l);
+
+/* The linear, then llama.cpp's optional output multiplier "<name>.scale"
+ * folded into its scale: ggml computes (W x) * s, we compute
+ * (q . W) * (beta * s) * x_scale, the same product up to f32 rounding. */
 static bn_status load_linear(gguf_loader *ld, const char *name, int32_t n_in, int32_t n_out, bn_linear *l) {
+    float s;
+    bool present;
+    bn_status st = bn_gguf_output_scale(ld->g, name, ld->is_1bit, &s, &present);
+    if (st != BN_OK) return st;
+    if ((st = load_linear_codes(ld, name, n_in, n_out, l)) != BN_OK) return st;
+    if (present) {
+        const float folded = l->scale * s;
+        if (!(folded > 0.0f) || folded > 1e30f || folded < 1e-30f)
+            return bn_fail(BN_ERR_FORMAT, "tensor %s: scale %g times its .scale %g is out of range", name,
+                           (double)l->scale, (double)s);
+        l->scale = folded;
+    }
+    return BN_OK;
+}
+
+static bn_status load_linear_codes(gguf_loader *ld, const char *name, int32_t n_in, int32_t n_out, bn_linear *l) {
     const bn_gguf_tensor *t;
     bn_status st = find(ld, name, &t);
     if (st != BN_OK) return st;
     if (t->ne[0] != (uint64_t)n_in || t->ne[1] != (uint64_t)n_out || t->ne[2] != 1 || t->ne[3] != 1)
         return bn_fail(BN_ERR_SHAPE, "tensor %s has shape [%llu, %llu] (GGUF order), expected [%d, %d]", name,
                        (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], n_in, n_out);
-    if ((st = bn_gguf_no_output_scale(ld->g, name)) != BN_OK) return st;
     l->n_in = n_in;
     l->n_out = n_out;
     const size_t n = (size_t)n_in * (size_t)n_out;
@@ -88,7 +132,8 @@ static bn_status load_linear(gguf_loader *ld, const char *name, int32_t n_in, in
         else bn_bf16_to_f32_row((const uint16_t *)t->data, f, n);
         uint8_t *w = bn_alloc_list_add(&ld->m->owned, 64, bn_t2r_row_bytes(n_in) * (size_t)n_out);
         if (!w) { free(f); return BN_ERR_NOMEM; }
-        l->scale = bn_absmean_scale(f, n);
+        l->scale = ternary_magnitude(f, n);
+        if (l->scale == 0.0f) l->scale = bn_absmean_scale(f, n); /* masters: online quantization, SPEC §2 */
         bn_ternary_quantize_rows(f, n_out, n_in, l->scale, w);
         free(f);
         l->w = w;
@@ -114,8 +159,14 @@ static bn_status load_layer(gguf_loader *ld, int i) {
     if ((st = load_linear(ld, NAME("ffn_gate.weight"), e, f, &L->w_gate))) return st;
     if ((st = load_linear(ld, NAME("ffn_up.weight"), e, f, &L->w_up))) return st;
     if ((st = load_linear(ld, NAME("ffn_down.weight"), f, e, &L->w_down))) return st;
-    if ((st = load_norm(ld, NAME("attn_sub_norm.weight"), e, &L->attn_sub_norm))) return st;
-    if ((st = load_norm(ld, NAME("ffn_sub_norm.weight"), f, &L->ffn_sub_norm))) return st;
+    /* sub-norms: required for 2B4T; for "bitnet" (llama.cpp requires them
+     * too) a file without them runs without (forward.c skips a NULL norm) */
+    if ((!ld->is_1bit || bn_gguf_find_tensor(ld->g, NAME("attn_sub_norm.weight"))) &&
+        (st = load_norm(ld, NAME("attn_sub_norm.weight"), e, &L->attn_sub_norm)))
+        return st;
+    if ((!ld->is_1bit || bn_gguf_find_tensor(ld->g, NAME("ffn_sub_norm.weight"))) &&
+        (st = load_norm(ld, NAME("ffn_sub_norm.weight"), f, &L->ffn_sub_norm)))
+        return st;
 #undef NAME
     return BN_OK;
 }
@@ -133,6 +184,29 @@ static bool get_f32(const bn_gguf *g, const char *arch, const char *key, float *
     char k[128];
     snprintf(k, sizeof k, "%s.%s", arch, key);
     return bn_gguf_get_f32(g, k, out);
+}
+
+/* RoPE scaling: llama.cpp reads <arch>.rope.scaling.type ("none", "linear",
+ * "yarn", "longrope"; absent = none) and the factor from
+ * <arch>.rope.scaling.factor or the older <arch>.rope.scale_linear (absent
+ * or 0 = 1), then scales positions by 1/factor. Only the identity is
+ * implemented: none, or linear with factor 1 (what llama.cpp's 1bitLLM
+ * converter writes). */
+static bn_status check_rope_scaling(const bn_gguf *g, const char *arch) {
+    char k[128], type[32] = "none";
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    const bn_gguf_value *v = bn_gguf_find(g, k);
+    if (v && !bn_gguf_get_str(g, k, type, sizeof type))
+        return bn_fail(BN_ERR_FORMAT, "metadata key %s is not a string", k);
+    float factor = 0.0f;
+    if (!get_f32(g, arch, "rope.scaling.factor", &factor)) get_f32(g, arch, "rope.scale_linear", &factor);
+    if (strcmp(type, "none") != 0 && strcmp(type, "linear") != 0)
+        return bn_fail(BN_ERR_UNSUPPORTED, "RoPE scaling type '%s' is not supported (none, or linear with factor 1)",
+                       type);
+    if (factor != 0.0f && factor != 1.0f)
+        return bn_fail(BN_ERR_UNSUPPORTED, "RoPE scaling (%s) with factor %g is not supported (only factor 1)", type,
+                       (double)factor);
+    return BN_OK;
 }
 
 static bn_status read_hparams(gguf_loader *ld, const char *arch) {
@@ -157,15 +231,16 @@ static bn_status read_hparams(gguf_loader *ld, const char *arch) {
     uint32_t v;
     hp->bos_id = bn_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v) ? (int32_t)v : -1;
     hp->eos_id = bn_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v) ? (int32_t)v : -1;
-    hp->arch = BN_ARCH_BITNET_B158;
-    hp->act = BN_ACT_RELU2;
-    return bn_hparams_validate(hp);
+    hp->arch = ld->is_1bit ? BN_ARCH_BITNET_1BIT : BN_ARCH_BITNET_B158;
+    hp->act = ld->is_1bit ? BN_ACT_SILU : BN_ACT_RELU2;
+    bn_status st = check_rope_scaling(g, arch);
+    return st != BN_OK ? st : bn_hparams_validate(hp);
 }
 
 bn_status bn_model_load_gguf(bn_model *m, const char *path, const bn_model_params *p) {
     bn_status st = bn_gguf_open_ex(path, p->use_mmap, &m->gguf);
     if (st != BN_OK) return st;
-    gguf_loader ld = {m, m->gguf, true}; /* weights used in place, mapped or read */
+    gguf_loader ld = {m, m->gguf, true, false}; /* weights used in place, mapped or read */
     char arch[64];
     if (!bn_gguf_get_str(m->gguf, "general.architecture", arch, sizeof arch)) {
         st = bn_fail(BN_ERR_FORMAT, "metadata key general.architecture is missing");
@@ -175,14 +250,7 @@ bn_status bn_model_load_gguf(bn_model *m, const char *path, const bn_model_param
         st = bn_fail(BN_ERR_UNSUPPORTED, "architecture '%s' is not supported (bitnet-b1.58, bitnet-25 or bitnet)", arch);
         goto fail;
     }
-    /* "bitnet" is llama.cpp's only BitNet name, so b1.58 2B4T files made for its
-     * llama-quantize (TQ1_0/TQ2_0) carry it. llama.cpp's converter of 1bitLLM
-     * models (SiLU FFN, not run here) always writes bitnet.rope.scaling.type. */
-    if (strcmp(arch, "bitnet") == 0 && bn_gguf_find(m->gguf, "bitnet.rope.scaling.type")) {
-        st = bn_fail(BN_ERR_UNSUPPORTED, "architecture 'bitnet' with rope scaling is a 1bitLLM model (SiLU FFN), "
-                                         "not supported; BitNet b1.58 2B4T files load");
-        goto fail;
-    }
+    ld.is_1bit = strcmp(arch, "bitnet") == 0;
     if ((st = read_hparams(&ld, arch)) != BN_OK) goto fail;
     const bn_gguf_tensor *emb;
     if ((st = find(&ld, "token_embd.weight", &emb)) != BN_OK) goto fail;

@@ -123,13 +123,32 @@ bn_status bn_gguf_tq_to_t2r(const bn_gguf_tensor *t, const char *name, int32_t n
     return BN_OK;
 }
 
-bn_status bn_gguf_no_output_scale(const bn_gguf *g, const char *weight_name) {
+bn_status bn_gguf_output_scale(const bn_gguf *g, const char *weight_name, bool allowed, float *out, bool *present) {
     char sn[160];
     size_t nl = strlen(weight_name);
+    *out = 1.0f;
+    *present = false;
     if (nl <= 7 || nl >= sizeof sn || strcmp(weight_name + nl - 7, ".weight") != 0) return BN_OK;
     snprintf(sn, sizeof sn, "%.*s.scale", (int)(nl - 7), weight_name);
-    if (bn_gguf_find_tensor(g, sn))
-        return bn_fail(BN_ERR_UNSUPPORTED, "per-tensor scale tensor %s is not supported", sn);
+    const bn_gguf_tensor *t = bn_gguf_find_tensor(g, sn);
+    if (!t) return BN_OK;
+    if (!allowed)
+        return bn_fail(BN_ERR_UNSUPPORTED, "per-linear scale tensor %s is only part of architecture 'bitnet'", sn);
+    if (t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3] != 1)
+        return bn_fail(BN_ERR_SHAPE, "scale tensor %s has %llu elements, expected 1", sn,
+                       (unsigned long long)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]));
+    float v;
+    if (t->type == BN_TYPE_F32 && t->nbytes >= 4) memcpy(&v, t->data, 4);
+    else if ((t->type == BN_TYPE_F16 || t->type == BN_TYPE_BF16) && t->nbytes >= 2)
+        v = t->type == BN_TYPE_F16 ? bn_f16_to_f32(rd_f16(t->data)) : bn_bf16_to_f32(rd_f16(t->data));
+    else
+        return bn_fail(BN_ERR_FORMAT, "scale tensor %s has type %s, expected F32", sn, bn_type_name((bn_type)t->type));
+    /* a real checkpoint's scale is a positive magnitude; zero, negative or
+     * non-finite values would silently break every consumer of the linear */
+    if (!(v > 0.0f) || v > 1e30f)
+        return bn_fail(BN_ERR_FORMAT, "scale tensor %s holds %g, expected a positive finite value", sn, (double)v);
+    *out = v;
+    *present = true;
     return BN_OK;
 }
 

@@ -19,10 +19,14 @@ bool bn_gguf_is_tq(uint32_t type);
 bn_status bn_gguf_tq_to_t2r(const bn_gguf_tensor *t, const char *name, int32_t n_in, int32_t n_out, uint8_t *w,
                             float *scale);
 
-/* llama.cpp's "bitnet" architecture may carry an output multiplier
- * "<linear>.scale" per linear; refuse one (BN_ERR_UNSUPPORTED) rather than
- * run without it. weight_name ends in ".weight". */
-bn_status bn_gguf_no_output_scale(const bn_gguf *g, const char *weight_name);
+/* llama.cpp's "bitnet" architecture (1bitLLM models) may carry an output
+ * multiplier "<linear>.scale" per linear: one element (F32; F16/BF16 taken
+ * too), applied as ggml_mul(W x, scale) after the matmul. *out = its value
+ * (1 and *present = false when absent). allowed = false (other
+ * architectures): refuse one (BN_ERR_UNSUPPORTED) rather than run without it.
+ * Zero, negative and non-finite values are refused. weight_name ends in
+ * ".weight". */
+bn_status bn_gguf_output_scale(const bn_gguf *g, const char *weight_name, bool allowed, float *out, bool *present);
 
 /* True for the types bn_gguf_dequant_f32 reads (Q8_0, Q6_K). */
 bool bn_gguf_is_dequant(uint32_t type);

@@ -1,5 +1,9 @@
 /* load_hf.c — Hugging Face BitNet folders: config.json + safetensors, in
- * the packed form (U8 + weight_scale) or as float masters (quantized here). */
+ * the packed form (U8 + weight_scale) or as float masters (quantized here).
+ * Two families: transformers' BitNetForCausalLM (2B4T, relu2) and 1bitLLM's
+ * BitnetForCausalLM (bitnet_b1_58-large/3B: model_type "llama", hidden_act
+ * silu, fp16 masters quantized online with absmean, tied embeddings, sub-norms
+ * named inner_attn_ln / ffn_layernorm). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,10 +122,15 @@ static bn_status load_layer(hf_loader *ld, int i) {
     if ((st = load_linear(ld, NAME("mlp.gate_proj.weight"), e, f, &L->w_gate))) return st;
     if ((st = load_linear(ld, NAME("mlp.up_proj.weight"), e, f, &L->w_up))) return st;
     if ((st = load_linear(ld, NAME("mlp.down_proj.weight"), f, e, &L->w_down))) return st;
-    if (hp->arch == BN_ARCH_BITNET_B158) {
-        if ((st = load_norm(ld, NAME("self_attn.attn_sub_norm.weight"), e, &L->attn_sub_norm))) return st;
-        if ((st = load_norm(ld, NAME("mlp.ffn_sub_norm.weight"), f, &L->ffn_sub_norm))) return st;
-    }
+    /* sub-norms: transformers' BitNet names; 1bitLLM's modeling_bitnet.py
+     * calls the same RMSNorms (before o_proj, and on silu(gate) * up before
+     * down_proj) inner_attn_ln and ffn_layernorm */
+    const bool old_names = hp->arch == BN_ARCH_BITNET_1BIT && bn_st_find(ld->st, NAME("self_attn.inner_attn_ln.weight"));
+    if ((st = load_norm(ld, NAME(old_names ? "self_attn.inner_attn_ln.weight" : "self_attn.attn_sub_norm.weight"), e,
+                        &L->attn_sub_norm)))
+        return st;
+    if ((st = load_norm(ld, NAME(old_names ? "mlp.ffn_layernorm.weight" : "mlp.ffn_sub_norm.weight"), f, &L->ffn_sub_norm)))
+        return st;
 #undef NAME
     return BN_OK;
 }

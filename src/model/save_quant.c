@@ -17,8 +17,11 @@
 #include "quant/ternary.h"
 #include "quant/tq_encode.h"
 
-const char *bn_quant_default_arch(bn_type linear_type) {
-    return linear_type == BN_TYPE_I2_S ? "bitnet-b1.58" : "bitnet";
+/* The name must say which FFN the weights were trained with: llama.cpp and
+ * bitnet.cpp (and our loader) run "bitnet" as the 1bitLLM SiLU block and
+ * "bitnet-b1.58" as 2B4T's ReLU^2 block, whatever the linear type. */
+const char *bn_quant_default_arch(const bn_model *m) {
+    return m->hp.act == BN_ACT_SILU ? "bitnet" : "bitnet-b1.58";
 }
 
 bn_type bn_quant_source_head_type(const bn_model *m) {
@@ -248,7 +251,7 @@ static bn_status add_tensors(qwriter *q) {
         const bn_layer *L = &q->m->layers[l];
 #define NAME(suffix) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), n)
 #define LIN(suffix, lin) if (!st && !(st = add_linear(q, NAME(suffix), lin))) progress(q, n)
-#define NORM(suffix, v, len) if (!st && !(st = add_norm(q, NAME(suffix), v, len))) progress(q, n)
+#define NORM(suffix, v, len) if (!st && v && !(st = add_norm(q, NAME(suffix), v, len))) progress(q, n)
         NORM("attn_norm.weight", L->attn_norm, hp->n_embd);
         LIN("attn_q.weight", &L->wq);
         LIN("attn_k.weight", &L->wk);
@@ -275,16 +278,26 @@ bn_status bn_model_save_quant(const bn_model *m, const char *path, const bn_quan
     qwriter q = {.m = m, .o = o, .st = s};
     q.n_threads = o->n_threads > 0 ? o->n_threads : bn_cpu_count();
     q.total = 2 + 11 * m->hp.n_layer;
+    for (int l = 0; l < m->hp.n_layer; l++) /* 1bitLLM models may lack sub-norms: not written */
+        q.total -= !m->layers[l].attn_sub_norm + !m->layers[l].ffn_sub_norm;
     bn_status st = BN_OK;
     const bn_type lt = o->linear_type;
-    const char *arch = o->arch ? o->arch : bn_quant_default_arch(lt);
+    const char *arch = o->arch ? o->arch : bn_quant_default_arch(m);
     snprintf(s->arch, sizeof s->arch, "%s", arch);
     if (lt != BN_TYPE_I2_S && lt != BN_TYPE_TQ2_0 && lt != BN_TYPE_TQ1_0) {
         st = bn_fail(BN_ERR_INVALID_ARG, "linear type %s is not one of I2_S, TQ2_0, TQ1_0", bn_type_name(lt));
         goto out;
     }
-    if (m->hp.arch != BN_ARCH_BITNET_B158 || m->qhead.bits || m->lora) {
-        st = bn_fail(BN_ERR_UNSUPPORTED, "only plain bitnet-b1.58 models (no quantized-head view, no LoRA) can be written");
+    if (m->qhead.bits || m->lora) {
+        st = bn_fail(BN_ERR_UNSUPPORTED, "only plain models (no quantized-head view, no LoRA) can be written");
+        goto out;
+    }
+    /* A SiLU model under a 2B4T name would be run with ReLU^2 by every reader.
+     * The reverse (2B4T weights as "bitnet", for llama.cpp, which knows no
+     * other BitNet name) is the caller's explicit choice (--arch bitnet). */
+    if (m->hp.act == BN_ACT_SILU && strcmp(arch, "bitnet") != 0) {
+        st = bn_fail(BN_ERR_INVALID_ARG, "a SiLU-FFN (1bitLLM) model must be written as architecture 'bitnet', not '%s'",
+                     arch);
         goto out;
     }
     if (lt == BN_TYPE_I2_S && !bn_gguf_arch_is_bitnet(arch, strlen(arch))) {

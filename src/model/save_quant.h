@@ -9,8 +9,8 @@
 typedef struct bn_quant_options {
     bn_type     linear_type; /* BN_TYPE_I2_S, BN_TYPE_TQ2_0 or BN_TYPE_TQ1_0              */
     bn_type     head_type;   /* F16, BF16, F32, Q8_0 or Q6_K                               */
-    const char *arch;        /* NULL: "bitnet-b1.58" for I2_S (bitnet.cpp), "bitnet" for
-                              * TQ1_0/TQ2_0 (llama.cpp's only BitNet architecture)         */
+    const char *arch;        /* NULL: bn_quant_default_arch(m). "bitnet" on a ReLU^2
+                              * (2B4T) model makes every reader run a SiLU FFN       */
     int         n_threads;   /* <= 0: all CPUs                                             */
     /* GGUF sources: their metadata (tokenizer.*, general.* ...) is copied
      * except the architecture's own keys, which are written from the model.
@@ -35,8 +35,9 @@ typedef struct bn_quant_stats {
     char     arch[32];          /* general.architecture written                       */
 } bn_quant_stats;
 
-/* Default architecture name for a linear type (see bn_quant_options.arch). */
-const char *bn_quant_default_arch(bn_type linear_type);
+/* Default architecture name: "bitnet-b1.58" for a ReLU^2 (2B4T) model,
+ * "bitnet" for a SiLU-FFN (1bitLLM) one, for every linear type. */
+const char *bn_quant_default_arch(const bn_model *m);
 /* Head type of the source: the stored type for GGUF files (F16, BF16, F32,
  * Q8_0, Q6_K), else the loaded table's type. */
 bn_type bn_quant_source_head_type(const bn_model *m);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # quantize.sh — `bitnet quantize`: the files it writes for the gguf_tq model
-# give the same logits as llama.cpp's own TQ1_0/Q6_K file of those weights,
+# give the same logits as llama.cpp's own TQ1_0/Q6_K file of those weights
+# (relabelled bitnet-b1.58, the default name; --arch bitnet warns),
 # an HF folder's logits survive TQ1_0 bit for bit, the JSON summary and the
 # progress line; bad input (unknown --type/--head, unwritable OUT, a model
 # without a loadable head) fails clearly and leaves no OUT (or OUT.tmp).
@@ -21,8 +22,8 @@ expect_fail() { # rc pattern cmd...
 
 # --help documents the f16 scale and the architecture per type
 "$B" quantize --help > "$T/help"
-grep -q "round each" "$T/help" && grep -q 'architecture "bitnet"' "$T/help" && grep -q "bitnet-b1.58" "$T/help" \
-  || fail "--help lacks the f16 scale / architecture notes"
+grep -q "round each" "$T/help" && grep -q 'architecture "bitnet" with a SiLU-gated FFN' "$T/help" \
+  && grep -q "Default: bitnet-b1.58" "$T/help" || fail "--help lacks the f16 scale / architecture notes"
 
 # our TQ1_0 + Q6_K file and llama.cpp's give the same logits, bit for bit
 "$B" quantize $D/tiny1-i2s.gguf "$T/q.gguf" --type tq1_0 --head q6_k --threads 2 --json > "$T/q.json" 2> "$T/q.err"
@@ -30,7 +31,7 @@ grep -q "\[  13/13\] 100%" "$T/q.err" || fail "no progress line: $(cat "$T/q.err
 python3 - "$T/q.json" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-want = {"type": "tq1_0", "head": "q6_k", "head_source": "f16", "architecture": "bitnet", "tensors": 13,
+want = {"type": "tq1_0", "head": "q6_k", "head_source": "f16", "architecture": "bitnet-b1.58", "tensors": 13,
         "linears": 7, "scales_rounded": 7}
 bad = {k: (j.get(k), v) for k, v in want.items() if j.get(k) != v}
 assert not bad, bad
@@ -49,6 +50,15 @@ echo "TQ1_0/Q6_K: logits identical to llama.cpp's file ($(stat -c %s "$T/ours.bi
 [ "$(echo 'hello world' | "$B" tokenize -m "$T/tk.gguf")" = "$(echo 'hello world' | "$B" tokenize -m $D/tiny1-tq20.gguf)" ] \
   || fail "--tokenizer: tokenization differs"
 echo "--tokenizer: $(stat -c %s "$T/tk.gguf") bytes, as llama.cpp's file"
+
+# --arch bitnet on 2B4T weights: written (for llama.cpp) with a warning, and
+# the file then means a SiLU FFN here too: other logits than the source's
+"$B" quantize $D/tiny1-i2s.gguf "$T/as1bit.gguf" --type tq2_0 --arch bitnet 2> "$T/as1bit.err"
+grep -q 'warning: architecture "bitnet" means a SiLU FFN' "$T/as1bit.err" || fail "--arch bitnet: no warning"
+"$B" logits -m "$T/as1bit.gguf" --ids $IDS -t 2 -o "$T/as1bit.bin"
+"$B" logits -m $D/tiny1-tq20.gguf --ids $IDS -t 2 -o "$T/b158.bin"
+! cmp -s "$T/as1bit.bin" "$T/b158.bin" || fail "--arch bitnet: the file still computes the ReLU^2 model"
+echo "--arch bitnet: warned, file runs as SiLU"
 
 # HF packed -> TQ1_0 (BF16 head kept): logits identical to the folder's
 "$B" quantize tests/data/hf-tiny/packed "$T/hf.gguf" --type tq1_0 2> /dev/null

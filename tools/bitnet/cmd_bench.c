@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "core/core.h"
+#include "cuda_opts.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -19,6 +20,7 @@ static void usage(FILE *f) {
             "  -r N          repetitions (default 5)\n"
             "  --seqs S      decode S sequences at once (aggregate tokens/s; default 1)\n"
             "  --device D    cpu (default) or cuda\n"
+            BN_CLI_CUDA_OPTS_HELP
             "  --kernels K   ref | avx2 | avx512 (CPU kernel set; default: best)\n"
             "  --head H      f16 (the file's head, exact) | q8 | q6 | q4 (quantized at load)\n"
             "  --no-mmap     read the weights into (huge-page) memory instead of mapping the file\n"
@@ -56,6 +58,7 @@ int bn_cmd_bench(int argc, char **argv) {
     bool json = false;
     int head_bits = 0;
     bool no_mmap = false;
+    uint32_t cuda_flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (bn_cli_is_help(a)) { usage(stdout); return 0; }
@@ -66,6 +69,7 @@ int bn_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1000, &reps)) return 2; }
         else if (!strcmp(a, "--seqs")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 4096, &seqs)) return 2; }
         else if (!strcmp(a, "--device")) { if (!(device = bn_cli_value(cmd, argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--cuda")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_cuda_flags(cmd, v, &cuda_flags)) return 2; }
         else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) return 2; }
         else if (!strcmp(a, "--head")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) return 2; }
         else if (!strcmp(a, "--no-mmap")) no_mmap = true;
@@ -91,6 +95,7 @@ int bn_cmd_bench(int argc, char **argv) {
     cp.n_threads = (int32_t)threads;
     cp.kernels = kernels;
     cp.device = !strcmp(device, "cuda") ? BN_DEVICE_CUDA : BN_DEVICE_CPU;
+    cp.cuda_flags = cuda_flags;
     if (bn_context_create(m, &cp, &c) != BN_OK) { bn_cli_fail("context"); goto done; }
     const long nt = n_prompt > seqs ? n_prompt : seqs;
     toks = malloc(sizeof(int32_t) * (size_t)nt);

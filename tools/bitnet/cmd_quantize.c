@@ -24,20 +24,25 @@ static void usage(FILE *f) {
             "chosen form. The ternary codes are kept exactly; tokenizer and metadata are carried over.\n"
             "  --type T     linears (default i2_s):\n"
             "               i2_s   bitnet.cpp's I2_S (what `bitnet convert` writes): 2 bits per weight,\n"
-            "                      the f32 scale kept exactly; architecture bitnet-b1.58, which\n"
-            "                      bitnet.cpp and bitnet run (llama.cpp has no I2_S)\n"
+            "                      the f32 scale kept exactly; bitnet.cpp and bitnet run it\n"
+            "                      (llama.cpp has no I2_S)\n"
             "               tq2_0  ggml's TQ2_0 (2.06 bits per weight, 256-element blocks)\n"
             "               tq1_0  ggml's TQ1_0 (1.69 bits per weight, base-3 packing)\n"
             "                      TQ blocks store the scale as f16: tq2_0/tq1_0 round each\n"
             "                      linear's per-tensor scale to f16 (relative change below 2^-11,\n"
-            "                      logits move accordingly; codes are unchanged). They are written\n"
-            "                      with architecture \"bitnet\", the only BitNet name llama.cpp runs\n"
-            "                      (bitnet loads both names)\n"
+            "                      logits move accordingly; codes are unchanged). llama.cpp loads\n"
+            "                      them only under architecture \"bitnet\" (see --arch)\n"
             "  --head T     tied token embedding / output head: f16, bf16, f32, q8_0 or q6_k (ggml's\n"
             "               block formats, as llama-quantize writes them). Default: the source's\n"
             "               type when it is one of these (copied verbatim), else f16\n"
             "  --threads N  encoding threads (default: all CPUs)\n"
-            "  --arch NAME  write another general.architecture (bitnet-b1.58, bitnet-25, bitnet)\n"
+            "  --arch NAME  general.architecture to write. Default: bitnet-b1.58 for a BitNet b1.58\n"
+            "               2B4T (ReLU^2 FFN) model, for every --type (bitnet.cpp's name and ours);\n"
+            "               bitnet for a 1bitLLM (SiLU FFN) model, which can only be written so.\n"
+            "               --arch bitnet on a 2B4T model makes the file loadable by llama.cpp (whose\n"
+            "               only BitNet name it is), but llama.cpp, bitnet.cpp and bitnet all run\n"
+            "               architecture \"bitnet\" with a SiLU-gated FFN: a DIFFERENT model from the\n"
+            "               2B4T weights, with other logits. Use it only to feed llama.cpp knowingly.\n"
             "  --tokenizer PATH  take the tokenizer from PATH instead of IN: a .gguf file (its\n"
             "               tokenizer.* keys copied as stored), tokenizer.json or an HF folder\n"
             "  --json       print a JSON summary on stdout\n"
@@ -203,11 +208,14 @@ int bn_cmd_quantize(int argc, char **argv) {
             o.user = &ts;
         }
     }
+    if (arch && !strcmp(arch, "bitnet") && m->hp.act == BN_ACT_RELU2)
+        fprintf(stderr, "bitnet quantize: warning: architecture \"bitnet\" means a SiLU FFN to llama.cpp, bitnet.cpp\n"
+                        "  and bitnet; this ReLU^2 (2B4T) model will compute other logits from the file\n");
     prog p = {.tty = isatty(2) != 0, .last_tenth = -1, .t0 = t0, .last = bn_time_s()};
     o.progress = on_progress;
     o.progress_user = &p;
     fprintf(stderr, "bitnet quantize: writing %s (%s linears, %s head, architecture %s%s)\n", out,
-            bn_type_name(o.linear_type), bn_type_name(o.head_type), arch ? arch : bn_quant_default_arch(o.linear_type),
+            bn_type_name(o.linear_type), bn_type_name(o.head_type), arch ? arch : bn_quant_default_arch(m),
             o.add_metadata || (m->gguf && bn_gguf_find(m->gguf, "tokenizer.ggml.tokens")) ? "" : ", no tokenizer");
     bn_quant_stats s;
     if (bn_model_save_quant(m, out, &o, &s) != BN_OK) {

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """gguf_edit.py — rewrite a GGUF file (pure Python, no numpy) for the gguf_tq fixtures.
 
-  gguf_edit.py IN OUT [--arch NAME] [--layers N]
+  gguf_edit.py IN OUT [--arch NAME] [--layers N] [--add-str KEY=VAL] [--add-f32 KEY=VAL]
+                      [--add-scale TENSOR=VAL]
 
 --arch NAME  sets general.architecture and renames every "<old arch>." key prefix
              (llama.cpp's llama-quantize knows BitNet only as "bitnet").
 --layers N   keeps the tensors of blocks 0..N-1 only and sets <arch>.block_count.
+--add-str / --add-f32 (repeatable) append a string / f32 key (after the renaming).
+--add-scale TENSOR=VAL (repeatable) appends an F32 tensor of one element (llama.cpp's
+             per-linear output multiplier "blk.N.<linear>.scale" of architecture "bitnet").
 Tensor bytes are copied unchanged; offsets are recomputed with the file's alignment.
 """
 import struct
@@ -67,6 +71,9 @@ def main():
     src, dst = args[0], args[1]
     arch_new = args[args.index('--arch') + 1] if '--arch' in args else None
     layers = int(args[args.index('--layers') + 1]) if '--layers' in args else None
+
+    def pairs(opt):
+        return [args[i + 1].split('=', 1) for i, a in enumerate(args) if a == opt]
     b = open(src, 'rb').read()
     r = R(b)
     assert r.take(4) == b'GGUF'
@@ -100,12 +107,16 @@ def main():
             kv[0] = arch_new + kv[0][len(arch_old):]
         if layers is not None and kv[0].endswith('.block_count'):
             kv[2] = layers
+    kvs += [[k, 8, v] for k, v in pairs('--add-str')] + [[k, 6, float(v)] for k, v in pairs('--add-f32')]
     if layers is not None:
         tensors = [x for x in tensors if not x[0].startswith('blk.') or int(x[0].split('.')[1]) < layers]
     blobs = []
     for x in tensors:
         end = offs[offs.index(x[3]) + 1]
         blobs.append(b[data0 + x[3]:data0 + end])
+    for name, v in pairs('--add-scale'):
+        tensors.append([name, [1], 0, None])
+        blobs.append(struct.pack('<f', float(v)))
     out = bytearray(b'GGUF') + struct.pack('<IQQ', version, len(tensors), len(kvs))
     for k, t, v in kvs:
         write_str(out, k)
