@@ -60,6 +60,18 @@ grep -q 'warning: architecture "bitnet" means a SiLU FFN' "$T/as1bit.err" || fai
 ! cmp -s "$T/as1bit.bin" "$T/b158.bin" || fail "--arch bitnet: the file still computes the ReLU^2 model"
 echo "--arch bitnet: warned, file runs as SiLU"
 
+# a 1bitLLM ("bitnet", SiLU) source with a .scale tensor stays "bitnet"; the
+# scale (x0.5, exact) is folded, so I2_S gives its logits bit for bit; a 2B4T
+# name for it is refused
+python3 $D/gguf_edit.py $D/tiny1-tq20.gguf "$T/silu.gguf" --arch bitnet --add-scale blk.0.ffn_up.scale=0.5
+"$B" quantize "$T/silu.gguf" "$T/silu-i2s.gguf" --json 2> /dev/null > "$T/silu.json"
+grep -q '"architecture":"bitnet"' "$T/silu.json" || fail "SiLU source: $(cat "$T/silu.json")"
+"$B" logits -m "$T/silu.gguf" --ids $IDS -t 2 -o "$T/silu-src.bin"
+"$B" logits -m "$T/silu-i2s.gguf" --ids $IDS -t 2 -o "$T/silu-q.bin"
+cmp "$T/silu-src.bin" "$T/silu-q.bin" || fail "SiLU source -> I2_S changed the logits"
+expect_fail 1 "must be written as architecture 'bitnet'" "$B" quantize "$T/silu.gguf" "$T/x.gguf" --arch bitnet-b1.58
+echo "bitnet (SiLU, .scale) -> I2_S: architecture bitnet, logits identical"
+
 # HF packed -> TQ1_0 (BF16 head kept): logits identical to the folder's
 "$B" quantize tests/data/hf-tiny/packed "$T/hf.gguf" --type tq1_0 2> /dev/null
 "$B" logits -m tests/data/hf-tiny/packed --ids $IDS -t 2 -o "$T/hf-src.bin"
@@ -71,6 +83,7 @@ echo "HF packed -> TQ1_0: logits identical"
 expect_fail 2 "--type 'q4_0' is not one of i2_s, tq2_0, tq1_0" "$B" quantize $D/tiny1-i2s.gguf "$T/x.gguf" --type q4_0
 expect_fail 2 "--head 'q4_k' is not one of" "$B" quantize $D/tiny1-i2s.gguf "$T/x.gguf" --head q4_k
 expect_fail 2 "IN and OUT.gguf are required" "$B" quantize $D/tiny1-i2s.gguf
+expect_fail 2 "--arch 'a b' is not an architecture name" "$B" quantize $D/tiny1-i2s.gguf "$T/x.gguf" --arch 'a b' 
 expect_fail 1 "cannot create" "$B" quantize $D/tiny1-i2s.gguf "$T/no/dir/x.gguf" --type tq2_0
 [ ! -e "$T/x.gguf" ] && [ ! -e "$T/no" ] || fail "a refused run left a file"
 

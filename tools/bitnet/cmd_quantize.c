@@ -3,6 +3,7 @@
  * job, for ternary models) and its tied head in a chosen type; the writer is
  * model/save_quant.c. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -48,6 +49,16 @@ static void usage(FILE *f) {
             "  --json       print a JSON summary on stdout\n"
             "The file is written as OUT.gguf.tmp and renamed when complete; on any error no OUT file\n"
             "is left behind.\n");
+}
+
+/* A GGUF architecture name: it prefixes keys ("<arch>.block_count"), so
+ * letters, digits, '-', '_' and inner dots ("bitnet-b1.58"), 1..31 bytes. */
+static bool arch_name_ok(const char *a) {
+    const size_t n = strlen(a);
+    if (n == 0 || n > 31 || a[0] == '.' || a[n - 1] == '.') return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)a[i]) && a[i] != '-' && a[i] != '_' && a[i] != '.') return false;
+    return true;
 }
 
 static bool parse_type(const char *s, bn_type *t) {
@@ -177,7 +188,7 @@ int bn_cmd_quantize(int argc, char **argv) {
         return bn_cli_usage_error(cmd, "--type '%s' is not one of i2_s, tq2_0, tq1_0", type);
     if (head && !parse_head(head, &o.head_type))
         return bn_cli_usage_error(cmd, "--head '%s' is not one of f16, bf16, f32, q8_0, q6_k", head);
-    if (arch && (strlen(arch) == 0 || strlen(arch) > 31 || strchr(arch, '.')))
+    if (arch && !arch_name_ok(arch))
         return bn_cli_usage_error(cmd, "--arch '%s' is not an architecture name", arch);
 
     bn_model *m = NULL;
