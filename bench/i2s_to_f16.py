@@ -7,7 +7,9 @@ cannot read type 36 (an id clash upstream), can requantize the same weights.
     python3 bench/i2s_to_f16.py IN.gguf OUT.gguf [--arch NAME] [--keep-i2s]
 
 --arch renames general.architecture and every "<arch>." key prefix (llama.cpp
-upstream knows the 2B4T graph only as "bitnet"). --keep-i2s copies the I2_S
+upstream has only "bitnet", the 1bitLLM graph with a SiLU FFN: the same matrix
+work as 2B4T, so a fair speed peer, but a different model; bitnet loads such a
+file as SiLU too). --keep-i2s copies the I2_S
 tensors unchanged (for bitnet.cpp itself). Every other key and tensor is
 copied byte for byte; general.file_type becomes 1 (mostly F16) when tensors
 are converted. A file without tokenizer.ggml.model (as `bitnet random-model`
