@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/core.h"
@@ -113,6 +114,7 @@ int bn_cmd_bench(int argc, char **argv) {
         bn_batch w = {.n_tokens = 1, .tokens = toks};
         if (bn_decode(c, &w) != BN_OK) { bn_cli_fail("decode"); goto done; }
     }
+    const bool progress = !json && isatty(STDERR_FILENO);
     for (long r = 0; r < reps; r++) {
         for (long s = 0; s < seqs; s++) bn_seq_truncate(c, (int32_t)s, 0);
         if (n_prompt) {
@@ -131,9 +133,10 @@ int bn_cmd_bench(int argc, char **argv) {
             }
             tg[r] = (double)(n_gen * seqs) / (bn_time_s() - t0);
         }
-        if (!json) fprintf(stderr, "\rbitnet bench: repetition %ld/%ld", r + 1, reps);
+        /* a progress line only for a person watching: logs get no carriage returns */
+        if (progress) fprintf(stderr, "\rbitnet bench: repetition %ld/%ld", r + 1, reps);
     }
-    if (!json) fprintf(stderr, "\n");
+    if (progress) fprintf(stderr, "\r%40s\r", "");
     const stats sp = n_prompt ? summarize(pp, (int)reps) : (stats){0, 0, 0};
     const stats sg = n_gen ? summarize(tg, (int)reps) : (stats){0, 0, 0};
     /* a decode step reads every ternary weight, the whole tied head and one embedding row */
@@ -149,8 +152,8 @@ int bn_cmd_bench(int argc, char **argv) {
                model_path, device, thr, head_bits, n_prompt, n_gen, reps, seqs, sp.median, sp.min, sp.max, sg.median, sg.min, sg.max,
                step_bytes, gbps, rss_kb / 1024.0, hwm_kb / 1024.0);
     } else {
-        printf("model %s (%s, %.2f GB read per step, head %s), device %s, %d threads\n", model_path, info.arch,
-               (double)info.weight_bytes / 1e9, head_bits ? (head_bits == 8 ? "q8" : head_bits == 6 ? "q6" : "q4") : "f16",
+        printf("model %s (%s, %.1f MB read per step, head %s), device %s, %d threads\n", model_path, info.arch,
+               (double)info.weight_bytes / 1e6, head_bits ? (head_bits == 8 ? "q8" : head_bits == 6 ? "q6" : "q4") : "f16",
                device, thr);
         if (n_prompt)
             printf("pp%-5ld %10.2f tok/s   (min %.2f, max %.2f over %ld runs)\n", n_prompt, sp.median, sp.min, sp.max, reps);
