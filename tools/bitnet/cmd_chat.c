@@ -25,6 +25,7 @@ static void usage(FILE *f) {
             "  -n N               max tokens per reply (default -1: until end of turn)\n"
             "  --ctx N            context positions for the whole conversation (default 4096)\n"
             "  -t N               threads (default: all CPUs)\n"
+            BN_CLI_DEVICE_HELP
             "  -v                 per-reply statistics on stderr\n");
     bn_gen_sampling_help(f);
 }
@@ -172,6 +173,8 @@ static bn_status turn_ids(const convo *c, const bn_tokenizer *tok, const char *t
 int bn_cmd_chat(int argc, char **argv) {
     const char *cmd = "chat", *model_spec = NULL, *tok_path = NULL, *system = NULL, *tmpl = NULL;
     long n_predict = -1, ctx_n = 0, threads = 0;
+    bn_cli_device dev = {BN_DEVICE_CPU, 0};
+    int dv;
     bool verbose = false, seed_set = false;
     bn_sampler_params sp = bn_sampler_default_params();
     for (int i = 1; i < argc; i++) {
@@ -187,6 +190,8 @@ int bn_cmd_chat(int argc, char **argv) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, -1, 1 << 30, &n_predict)) return 2;
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 8, 1 << 24, &ctx_n)) return 2;
+        } else if ((dv = bn_cli_device_option(cmd, argc, argv, &i, &dev)) != 0) {
+            if (dv < 0) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = true;
@@ -218,7 +223,7 @@ int bn_cmd_chat(int argc, char **argv) {
     if (!tmpl) tmpl = bn_chat_template_detect(bn_tokenizer_chat_template(tok), mi.arch);
     if (!tmpl) tmpl = "bitnet";
     if (ctx_n <= 0) ctx_n = mi.n_ctx_train > 0 && mi.n_ctx_train < 4096 ? mi.n_ctx_train : 4096;
-    if (bn_gen_context(model, (int32_t)ctx_n, 1, (int32_t)threads, &ctx) != BN_OK) { bn_cli_fail("creating the context"); goto out; }
+    if (bn_gen_context(model, (int32_t)ctx_n, 1, (int32_t)threads, &dev, &ctx) != BN_OK) { bn_cli_fail("creating the context"); goto out; }
     if (!seed_set) sp.seed = bn_gen_random_seed();
     if (bn_sampler_create(&sp, &smp) != BN_OK) { bn_cli_fail("sampler"); goto out; }
     if (bn_cancel_create(&cancel) != BN_OK) { bn_cli_fail("chat"); goto out; }

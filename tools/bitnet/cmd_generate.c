@@ -29,6 +29,7 @@ static void usage(FILE *f) {
             "                      finish_reason, timings} instead of streaming\n"
             "  --ctx N             context positions (default: prompt + N, at most the model's)\n"
             "  -t N                threads (default: all CPUs)\n"
+            BN_CLI_DEVICE_HELP
             "batch mode:\n"
             "  --file IN.jsonl     one request per line: {\"id\":..., \"prompt\": \"...\" |\n"
             "                      \"messages\": [{\"role\",\"content\"}...] | \"ids\": [...],\n"
@@ -48,6 +49,7 @@ typedef struct gen_opts {
     bool        seed_set, json, print_ids, ignore_eos, no_bos, chat;
     const char **stops;
     int         n_stops;
+    bn_cli_device dev;
 } gen_opts;
 
 /* ---- shared pieces */
@@ -193,7 +195,7 @@ static int run_single(const gen_opts *o, bn_model *model, const char *model_path
     }
 
     int32_t n_ctx = auto_ctx(model, o->ctx, o->n_predict > 0 ? (int64_t)n_ids + o->n_predict : -1);
-    if (bn_gen_context(model, n_ctx, 1, (int32_t)o->threads, &ctx) != BN_OK) { bn_cli_fail("creating the context"); goto out; }
+    if (bn_gen_context(model, n_ctx, 1, (int32_t)o->threads, &o->dev, &ctx) != BN_OK) { bn_cli_fail("creating the context"); goto out; }
     bn_sampler_params sp = o->sp;
     if (!o->seed_set) sp.seed = bn_gen_random_seed();
     if (bn_sampler_create(&sp, &smp) != BN_OK) { bn_cli_fail("sampler"); goto out; }
@@ -487,7 +489,7 @@ static int run_batch(const gen_opts *o, bn_model *model, const char *model_path)
     int64_t total_gen = 0;
     if (n_ok > 0) {
         int32_t n_ctx = auto_ctx(model, o->ctx, need);
-        if (bn_gen_context(model, n_ctx, n_seq, (int32_t)o->threads, &ctx) != BN_OK) {
+        if (bn_gen_context(model, n_ctx, n_seq, (int32_t)o->threads, &o->dev, &ctx) != BN_OK) {
             bn_cli_fail("creating the context");
             goto done;
         }
@@ -595,6 +597,7 @@ int bn_cmd_generate(int argc, char **argv) {
     if (!o.stops) return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
+        int dv;
         bool ok = true;
         if (bn_cli_is_help(a)) { usage(stdout); rc = 0; goto out; }
         if (bn_gen_sampling_flag(cmd, argc, argv, &i, &o.sp, &o.seed_set, &ok)) { if (!ok) goto out; continue; }
@@ -616,6 +619,8 @@ int bn_cmd_generate(int argc, char **argv) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, -1, 1 << 30, &o.n_predict)) goto out;
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1 << 24, &o.ctx)) goto out;
+        } else if ((dv = bn_cli_device_option(cmd, argc, argv, &i, &o.dev)) != 0) {
+            if (dv < 0) goto out;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &o.threads)) goto out;
         } else if (!strcmp(a, "--parallel")) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cuda_opts.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -16,6 +17,7 @@ static void usage(FILE *f) {
             "  -o FILE           output file (default: stdout when not a terminal;\n"
             "                    on a terminal a short table of the top tokens is printed)\n"
             "  -t N              threads (default: all CPUs)\n"
+            BN_CLI_DEVICE_HELP
             "  --kernels NAME    ref | avx2 | avx512 (default: best for this CPU)\n"
             "  --head H          f16 (exact, default) | q8 | q6 | q4 (head quantized at load)\n"
             "  --lora DIR        apply a LoRA adapter (PEFT folder: bitnet finetune --save)\n"
@@ -43,6 +45,8 @@ int bn_cmd_logits(int argc, char **argv) {
     int32_t *ids = NULL;
     int n_ids = 0;
     long prefill = -1, threads = 0;
+    bn_cli_device dev = {BN_DEVICE_CPU, 0};
+    int dv;
     int head_bits = 0;
     int rc = 2;
     const char *lora_path = NULL; /* --lora: adapter folder */
@@ -58,7 +62,9 @@ int bn_cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "--prefill")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 0, 1 << 30, &prefill)) goto out;
         } else if (!strcmp(a, "-o")) { if (!(out_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        else if ((dv = bn_cli_device_option(cmd, argc, argv, &i, &dev)) != 0) {
+            if (dv < 0) goto out;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) goto out;
         } else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) goto out; }
         else if (!strcmp(a, "--head")) {
@@ -87,6 +93,7 @@ int bn_cmd_logits(int argc, char **argv) {
     cp.n_threads = (int32_t)threads;
     cp.all_logits = true;
     cp.kernels = kernels;
+    bn_cli_device_apply(&dev, &cp);
     if (bn_context_create(model, &cp, &ctx) != BN_OK) { bn_cli_fail("context"); goto cleanup; }
     const size_t V = (size_t)info.n_vocab;
     out = malloc(sizeof(float) * V * (size_t)n_ids);

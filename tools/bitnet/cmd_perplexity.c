@@ -22,6 +22,7 @@ static void usage(FILE *f) {
             "  --chunks N        score at most N windows\n"
             "  --no-bos          keep the first token of each window (no BOS replacement)\n"
             "  -t N              threads (default: all CPUs)\n"
+            BN_CLI_DEVICE_HELP
             "  --head H          f16 (exact, default) | q8 | q6 | q4 (head quantized at load)\n"
             "Prints the running PPL after each window and 'Final estimate: PPL = X +/- E'.\n");
 }
@@ -58,6 +59,8 @@ static char *read_text(const char *path, size_t *len) {
 int bn_cmd_perplexity(int argc, char **argv) {
     const char *cmd = "perplexity", *model_spec = NULL, *text_path = NULL, *ids_path = NULL, *tok_path = NULL;
     long ctx = 512, batch = 0, chunks = 0, threads = 0;
+    bn_cli_device dev = {BN_DEVICE_CPU, 0};
+    int dv;
     bool no_bos = false;
     int head_bits = 0;
     for (int i = 1; i < argc; i++) {
@@ -73,6 +76,8 @@ int bn_cmd_perplexity(int argc, char **argv) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1 << 20, &batch)) return 2;
         } else if (!strcmp(a, "--chunks")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, INT32_MAX, &chunks)) return 2;
+        } else if ((dv = bn_cli_device_option(cmd, argc, argv, &i, &dev)) != 0) {
+            if (dv < 0) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "--no-bos")) no_bos = true;
@@ -113,7 +118,7 @@ int bn_cmd_perplexity(int argc, char **argv) {
         fprintf(stderr, "bitnet perplexity: %lld tokens are fewer than one window of --ctx %ld\n", (long long)n_ids, ctx);
         goto out;
     }
-    if (bn_gen_context(model, (int32_t)ctx, 1, (int32_t)threads, &cx) != BN_OK) { bn_cli_fail("creating the context"); goto out; }
+    if (bn_gen_context(model, (int32_t)ctx, 1, (int32_t)threads, &dev, &cx) != BN_OK) { bn_cli_fail("creating the context"); goto out; }
     bn_perplexity_params pp = bn_perplexity_default_params();
     pp.n_ctx = (int32_t)ctx;
     int32_t bos = tok ? bn_tokenizer_bos(tok) : mi.bos_id;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bitnet.h"
+#include "cli.h"
 
 bool bn_cli_parse_cuda_flags(const char *cmd, const char *v, uint32_t *flags) {
     static const struct { const char *name; uint32_t bit; } names[] = {
@@ -30,4 +31,29 @@ bool bn_cli_parse_cuda_flags(const char *cmd, const char *v, uint32_t *flags) {
     }
     *flags = f;
     return true;
+}
+
+int bn_cli_device_option(const char *cmd, int argc, char **argv, int *i, bn_cli_device *d) {
+    const char *a = argv[*i], *v;
+    if (!strcmp(a, "--device")) {
+        if (!(v = bn_cli_value(cmd, argc, argv, i))) return -1;
+        if (!strcmp(v, "cpu")) d->device = BN_DEVICE_CPU;
+        else if (!strcmp(v, "cuda")) d->device = BN_DEVICE_CUDA;
+        else {
+            bn_cli_usage_error(cmd, "--device must be cpu or cuda, not '%s'", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(a, "--cuda")) {
+        if (!(v = bn_cli_value(cmd, argc, argv, i)) || !bn_cli_parse_cuda_flags(cmd, v, &d->cuda_flags)) return -1;
+        return 1;
+    }
+    return 0;
+}
+
+void bn_cli_device_apply(const bn_cli_device *d, bn_context_params *cp) {
+    if (!d) return;
+    cp->device = d->device;
+    cp->cuda_flags = d->cuda_flags;
 }

@@ -197,10 +197,11 @@ bool bn_gen_read_ids_file(const char *cmd, const char *path, int32_t **ids, int6
 }
 
 bn_status bn_gen_context(const bn_model *model, int32_t n_ctx, int32_t n_seq, int32_t n_threads,
-                         bn_context **out) {
+                         const bn_cli_device *dev, bn_context **out) {
     bn_context_params cp = bn_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_seq_max = n_seq;
     cp.n_threads = n_threads;
+    bn_cli_device_apply(dev, &cp);
     return bn_context_create(model, &cp, out);
 }

@@ -3,6 +3,7 @@
 #ifndef BN_GEN_COMMON_H
 #define BN_GEN_COMMON_H
 
+#include "cuda_opts.h"
 #include "cli.h"
 
 /* If argv[*i] is a sampling flag, consume it (and its value) into sp and
@@ -35,6 +36,6 @@ bool bn_gen_read_ids_file(const char *cmd, const char *path, int32_t **ids, int6
 
 /* Context for n_seq sequences of n_ctx positions. */
 bn_status bn_gen_context(const bn_model *model, int32_t n_ctx, int32_t n_seq, int32_t n_threads,
-                         bn_context **out);
+                         const bn_cli_device *dev, bn_context **out);
 
 #endif

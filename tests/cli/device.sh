@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# device.sh — `--device cpu|cuda` on the commands that run a model: cpu gives
+# the same ids as no flag; cuda either runs (a CUDA build with a GPU: then its
+# greedy ids must equal the CPU's) or fails with exit 1 and a message saying
+# why (no CUDA backend in this build, or no GPU); a bad value is a usage error.
+set -euo pipefail
+BN=${BN_BITNET:?BN_BITNET not set}
+SRC=${BN_SOURCE_DIR:-.}
+M="$SRC/models/demo.gguf"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$BN" generate -m "$M" -p "Once upon a time" -n 12 --temp 0 --print-ids >"$TMP/plain" 2>/dev/null || fail "generate"
+"$BN" generate -m "$M" -p "Once upon a time" -n 12 --temp 0 --print-ids --device cpu >"$TMP/cpu" 2>/dev/null || fail "generate --device cpu"
+cmp -s "$TMP/plain" "$TMP/cpu" || fail "--device cpu changed the output"
+
+for cmd in generate logits; do
+  case $cmd in
+    generate) args=(-p "Once upon a time" -n 12 --temp 0 --print-ids) ;;
+    logits) args=(--ids 1,2,3 -o "$TMP/logits.bin") ;;
+  esac
+  set +e
+  "$BN" $cmd -m "$M" "${args[@]}" --device cuda >"$TMP/out" 2>"$TMP/err"; rc=$?
+  set -e
+  if [ $rc = 0 ]; then
+    [ $cmd = generate ] && { cmp -s "$TMP/plain" "$TMP/out" || fail "cuda generate ids differ from cpu"; }
+  else
+    [ $rc = 1 ] || fail "$cmd --device cuda: exit $rc, want 1"
+    grep -qiE "no CUDA backend|no CUDA GPU|CUDA" "$TMP/err" || fail "$cmd --device cuda: no reason given: $(cat "$TMP/err")"
+  fi
+  set +e
+  "$BN" $cmd -m "$M" "${args[@]}" --device gpu >/dev/null 2>"$TMP/err"; rc=$?
+  set -e
+  [ $rc = 2 ] && grep -q "cpu or cuda" "$TMP/err" || fail "$cmd --device gpu: exit $rc, $(cat "$TMP/err")"
+done
+set +e
+printf 'hi\n' | "$BN" chat -m "$M" --device cuda --cuda no-such-switch >/dev/null 2>"$TMP/err"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "unknown --cuda switch" "$TMP/err" || fail "chat --cuda bad switch: exit $rc"
+echo "device.sh: ok"
