@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include "bitnet.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +80,29 @@ int bn_test_compare_logits_tol(const char *what, const float *got, const float *
 
 int bn_test_compare_logits(const char *what, const float *got, const float *ref, int n_rows, int n_vocab) {
     return bn_test_compare_logits_tol(what, got, ref, n_rows, n_vocab, 0.1, 0.03);
+}
+
+float *bn_test_batch_logits(const bn_model *m, const int32_t *ids, int n, const char *kernels) {
+    bn_model_info info;
+    bn_model_get_info(m, &info);
+    const size_t V = (size_t)info.n_vocab;
+    bn_context_params cp = bn_context_default_params();
+    cp.n_ctx = n;
+    cp.all_logits = true;
+    cp.n_threads = 2;
+    cp.kernels = kernels;
+    bn_context *c = NULL;
+    CHECK_OK(bn_context_create(m, &cp, &c));
+    if (!c) return NULL;
+    bn_batch b = {.n_tokens = n, .tokens = ids};
+    float *out = NULL;
+    if (bn_decode(c, &b) == BN_OK) {
+        out = malloc(sizeof(float) * V * (size_t)n);
+        if (out)
+            for (int i = 0; i < n; i++) memcpy(out + (size_t)i * V, bn_get_logits(c, i), sizeof(float) * V);
+    } else {
+        CHECK_MSG(0, "decode failed: %s", bn_last_error());
+    }
+    bn_context_free(c);
+    return out;
 }

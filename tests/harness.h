@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
+#include <stdint.h>
 
 extern int bn_test_failures;
 extern int bn_test_checks;
@@ -38,5 +39,11 @@ void *bn_test_read(const char *path, size_t *n);
 int bn_test_compare_logits_tol(const char *what, const float *got, const float *ref, int n_rows, int n_vocab,
                                double tol_mean, double tol_rel);
 int bn_test_compare_logits(const char *what, const float *got, const float *ref, int n_rows, int n_vocab);
+
+/* Logits of one batch of n ids through a fresh context (all rows, 2 threads,
+ * kernels NULL = the best): malloc'd [n x n_vocab], NULL (and a failed
+ * check) on error. */
+struct bn_model;
+float *bn_test_batch_logits(const struct bn_model *m, const int32_t *ids, int n, const char *kernels);
 
 #endif

@@ -62,25 +62,7 @@ static void check_same_weights(const bn_model *ref, const bn_model *m, const cha
     CHECK(memcmp(m->layers[0].ffn_sub_norm, ref->layers[0].ffn_sub_norm, sizeof(float) * 512) == 0);
 }
 
-static float *logits(const bn_model *m) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_ctx = 32;
-    cp.all_logits = true;
-    cp.n_threads = 2;
-    bn_context *c = NULL;
-    CHECK_OK(bn_context_create(m, &cp, &c));
-    if (!c) return NULL;
-    bn_batch b = {.n_tokens = N_IDS, .tokens = k_ids};
-    float *out = NULL;
-    if (bn_decode(c, &b) == BN_OK) {
-        out = malloc(sizeof(float) * V * N_IDS);
-        for (int i = 0; i < N_IDS; i++) memcpy(out + (size_t)i * V, bn_get_logits(c, i), sizeof(float) * V);
-    } else {
-        CHECK_MSG(0, "decode failed: %s", bn_last_error());
-    }
-    bn_context_free(c);
-    return out;
-}
+static float *logits(const bn_model *m) { return bn_test_batch_logits(m, k_ids, N_IDS, NULL); }
 
 /* The I2_S model with every scale rounded to f16 and (optionally) another
  * head table: the model the llama.cpp file denotes. Logits must be equal. */

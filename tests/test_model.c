@@ -34,24 +34,7 @@ static float *read_ref(const char *rel, size_t expect_floats) {
 
 /* All-positions logits of one batch through a fresh context. */
 static float *batch_logits(bn_model *m, const int32_t *ids, int n, const char *kernels) {
-    bn_context_params cp = bn_context_default_params();
-    cp.n_ctx = 64;
-    cp.all_logits = true;
-    cp.n_threads = 2;
-    cp.kernels = kernels;
-    bn_context *c = NULL;
-    CHECK_OK(bn_context_create(m, &cp, &c));
-    if (!c) return NULL;
-    bn_batch b = {.n_tokens = n, .tokens = ids};
-    float *out = NULL;
-    if (bn_decode(c, &b) == BN_OK) {
-        out = malloc(sizeof(float) * V * (size_t)n);
-        for (int i = 0; i < n; i++) memcpy(out + (size_t)i * V, bn_get_logits(c, i), sizeof(float) * V);
-    } else {
-        CHECK_MSG(0, "decode failed: %s", bn_last_error());
-    }
-    bn_context_free(c);
-    return out;
+    return bn_test_batch_logits(m, ids, n, kernels);
 }
 
 static void check_model_against(const char *model_rel, const char *suffix, const char *kernels) {

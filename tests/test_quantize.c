@@ -69,26 +69,7 @@ static int diff_codes(bn_model *ref, bn_model *m, bool f16, int *bad_scale) {
     return diff;
 }
 
-static float *logits(const bn_model *m) {
-    const int V = m->hp.n_vocab;
-    bn_context_params cp = bn_context_default_params();
-    cp.n_ctx = 32;
-    cp.all_logits = true;
-    cp.n_threads = 2;
-    bn_context *c = NULL;
-    CHECK_OK(bn_context_create(m, &cp, &c));
-    if (!c) return NULL;
-    bn_batch b = {.n_tokens = N_IDS, .tokens = k_ids};
-    float *out = NULL;
-    if (bn_decode(c, &b) == BN_OK) {
-        out = malloc(sizeof(float) * (size_t)V * N_IDS);
-        for (int i = 0; i < N_IDS; i++) memcpy(out + (size_t)i * V, bn_get_logits(c, i), sizeof(float) * V);
-    } else {
-        CHECK_MSG(0, "decode failed: %s", bn_last_error());
-    }
-    bn_context_free(c);
-    return out;
-}
+static float *logits(const bn_model *m) { return bn_test_batch_logits(m, k_ids, N_IDS, NULL); }
 
 /* Logits of m equal ref's bit for bit (ref's scales rounded to f16 first when
  * f16 is set: the model a TQ file denotes). */

@@ -10,6 +10,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
+
+#include "prefetch_x86.h"
 #include <math.h>
 #include <string.h>
 
@@ -322,16 +324,6 @@ BN_INLINE void gemm_tile(int nr, const uint8_t *buf, int kc4, const int8_t *q, s
     }
 G2_TILE(1) G2_TILE(2) G2_TILE(3) G2_TILE(4)
 
-/* Prefetch part `part` of `nparts` of the rows of the panel unpacked next,
- * spread over the current panel's token tiles (as in cpu_avx512.c). */
-static void prefetch_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, int part,
-                           int nparts) {
-    const int r0 = rows * part / nparts, r1 = rows * (part + 1) / nparts;
-    for (int r = r0; r < r1; r++) {
-        const char *p = (const char *)(w + (size_t)r * rb + 32 * (size_t)b0);
-        for (int o = 0; o < 32 * nb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-    }
-}
 
 static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const float *xs,
                  const int32_t *xsum, int n_tokens, float w_scale, float *y, size_t ldy, int m0,
@@ -354,7 +346,7 @@ static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const flo
             for (int n = 0; n < n_tokens; n += G2_NR) {
                 const int nr = n_tokens - n < G2_NR ? n_tokens - n : G2_NR;
                 if (prows > 0)
-                    prefetch_panel(W + (size_t)pm * rb, rb, prows, pb, pnb, n / G2_NR, ntiles);
+                    bn_prefetch_panel(W + (size_t)pm * rb, rb, prows, pb, pnb, n / G2_NR, ntiles);
                 const int8_t *qn = q + (size_t)n * ldq + (size_t)b * BN_QK;
                 float *yn = y + (size_t)n * ldy + m;
                 switch (nr) {

@@ -10,6 +10,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
+
+#include "prefetch_x86.h"
 #include <math.h>
 #include <string.h>
 
@@ -472,19 +474,6 @@ static const gemm_tile_fn gemm_tiles[GM_NR + 1] = {
     gemm_tile_7, gemm_tile_8, gemm_tile_9, gemm_tile_10, gemm_tile_11, gemm_tile_12,
 };
 
-/* Prefetch part `part` of `nparts` of the rows of the panel that unpack_panel
- * reads next (rows [0, rows) at w, blocks [b0, b0 + nb)): spread over the
- * token tiles of the current panel, its DRAM / L3 latency hides behind
- * their arithmetic (unprefetched, the unpack's loads stalled for ~10 % of
- * the GEMM's time). */
-static void prefetch_panel(const uint8_t *w, size_t rb, int rows, int b0, int nb, int part,
-                           int nparts) {
-    const int r0 = rows * part / nparts, r1 = rows * (part + 1) / nparts;
-    for (int r = r0; r < r1; r++) {
-        const char *p = (const char *)(w + (size_t)r * rb + 32 * (size_t)b0);
-        for (int o = 0; o < 32 * nb; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-    }
-}
 
 static void gemm_panels(const uint8_t *W, int k, const int8_t *q, size_t ldq, const float *xs,
                         const int32_t *xsum, int n_tokens, float w_scale, float *y, size_t ldy,
@@ -511,7 +500,7 @@ static void gemm_panels(const uint8_t *W, int k, const int8_t *q, size_t ldq, co
             for (int n = 0; n < n_tokens; n += GM_NR) {
                 const int nr = n_tokens - n < GM_NR ? n_tokens - n : GM_NR;
                 if (prows > 0)
-                    prefetch_panel(W + (size_t)pm * rb, rb, prows, pb, pnb, n / GM_NR, ntiles);
+                    bn_prefetch_panel(W + (size_t)pm * rb, rb, prows, pb, pnb, n / GM_NR, ntiles);
                 gemm_tiles[nr](buf, nb * 32, q + (size_t)n * ldq + (size_t)b * BN_QK, ldq, first,
                                last, xsum + n, xs + n, w_scale, y + (size_t)n * ldy + m, ldy, mk0,
                                mk1);
