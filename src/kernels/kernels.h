@@ -191,6 +191,8 @@ void bn_ref_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const float *
 int bn_qhead_get_u(int bits, const uint8_t *row, int i);
 
 /* out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), f32 throughout. */
+/* ss[r] = sum of x[r*ld + i]^2 over i < n, as bn_ref_rmsnorm sums (in order, f32) */
+void bn_sum_squares_rows(const float *x, size_t ld, int rows, int n, float *ss);
 void bn_ref_rmsnorm(const float *x, const float *w, int n, float eps, float *out);
 /* Embedding row of token `id` from E [n_vocab, n_embd] of type et into out. */
 void bn_ref_embed(const void *E, bn_type et, int n_embd, int32_t id, float *out);
