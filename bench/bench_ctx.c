@@ -3,7 +3,7 @@
  * -b), then generate -n tokens one at a time on top of those L positions.
  * Shows whether attention over a long KV cache makes speed collapse.
  *
- *   bench_ctx -m MODEL [-t threads] [-c 128,512,1024,2048,4096] [-n 32] [-b 512] [-r 1] [--json]
+ *   bench_ctx -m MODEL [-t threads] [-c 128,512,1024,2048,4096] [-n 32] [-b 512] [-r 1] [--kv f16] [--json]
  *
  * pp L = L / (time to prefill all L tokens) — the average over a prompt of
  * that length, later batches attending to more positions than earlier ones.
@@ -37,7 +37,7 @@ static double median(double *v, int n) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *lens_arg = "128,256,512,1024,2048,4096";
-    int threads = 2, n_gen = 32, n_batch = 512, reps = 1, json = 0;
+    int threads = 2, n_gen = 32, n_batch = 512, reps = 1, json = 0, kv_f16 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) model_path = argv[++i];
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
@@ -46,8 +46,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) n_batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc && (!strcmp(argv[i + 1], "f16") || !strcmp(argv[i + 1], "f32")))
+            kv_f16 = !strcmp(argv[++i], "f16");
         else {
-            fprintf(stderr, "usage: %s -m MODEL [-t threads] [-c L1,L2,...] [-n gen] [-b batch] [-r reps] [--json]\n",
+            fprintf(stderr, "usage: %s -m MODEL [-t threads] [-c L1,L2,...] [-n gen] [-b batch] [-r reps] [--kv f32|f16] [--json]\n",
                     argv[0]);
             return 2;
         }
@@ -93,6 +95,7 @@ int main(int argc, char **argv) {
     cp.n_seq_max = 1;
     cp.n_batch = n_batch;
     cp.n_threads = threads;
+    cp.kv_type = kv_f16 ? BN_KV_F16 : BN_KV_F32;
     if (bn_context_create(m, &cp, &c) != BN_OK) {
         fprintf(stderr, "bench_ctx: context: %s\n", bn_last_error());
         goto done;
@@ -113,9 +116,13 @@ int main(int argc, char **argv) {
         bn_batch w = {.n_tokens = 1, .tokens = toks};
         if (bn_decode(c, &w) != BN_OK) goto decode_fail;
     }
-    if (!json) printf("model %s, %d threads, batch %d, %d generated tokens per length\n", model_path, threads, n_batch, n_gen);
+    if (!json)
+        printf("model %s, %d threads, batch %d, %d generated tokens per length, KV cache %s\n", model_path, threads,
+               n_batch, n_gen, kv_f16 ? "f16" : "f32");
     if (!json) printf("%8s %12s %12s\n", "ctx", "pp tok/s", "tg@ctx tok/s");
-    if (json) printf("{\"model\":\"%s\",\"threads\":%d,\"n_batch\":%d,\"n_gen\":%d,\"rows\":[", model_path, threads, n_batch, n_gen);
+    if (json)
+        printf("{\"model\":\"%s\",\"threads\":%d,\"n_batch\":%d,\"n_gen\":%d,\"kv\":\"%s\",\"rows\":[", model_path, threads,
+               n_batch, n_gen, kv_f16 ? "f16" : "f32");
     for (int li = 0; li < n_lens; li++) {
         const int L = lens[li];
         for (int r = 0; r < reps; r++) {

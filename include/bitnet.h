@@ -160,6 +160,11 @@ bn_status bn_random_model_write(bn_random_shape shape, uint64_t seed,
 
 typedef enum bn_device { BN_DEVICE_CPU = 0, BN_DEVICE_CUDA = 1 } bn_device;
 
+/* Element type of the KV cache. f32 keeps transformers' numbers; f16 halves
+ * the cache (memory, and the bytes a long-context decode step reads) at a
+ * small cost in logit accuracy (docs/PERFORMANCE.md). */
+typedef enum bn_kv_type { BN_KV_F32 = 0, BN_KV_F16 = 1 } bn_kv_type;
+
 typedef struct bn_context_params {
     int32_t   n_ctx;       /* positions per sequence; 0 = model's training ctx */
     int32_t   n_seq_max;   /* independent sequences (each has its own cache)  */
@@ -171,6 +176,7 @@ typedef struct bn_context_params {
                               "ref" (scalar oracle), "avx2", "avx512"        */
     bn_logger logger;
     uint32_t  cuda_flags;  /* BN_CUDA_* bits (device CUDA only); 0 = defaults */
+    bn_kv_type kv_type;    /* KV cache elements, on either device (f32)     */
 } bn_context_params;
 
 /* CUDA backend switches (bn_context_params.cuda_flags; docs/CUDA_NOTES.md). */

@@ -60,6 +60,7 @@ uint16_t bn_f32_to_f16(float f);
 float    bn_bf16_to_f32(uint16_t h);
 uint16_t bn_f32_to_bf16(float f);
 void bn_f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+void bn_f32_to_f16_row(const float *src, uint16_t *dst, size_t n);
 void bn_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n);
 
 /* ---- type table. */

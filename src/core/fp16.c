@@ -59,6 +59,10 @@ void bn_f16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = bn_f16_to_f32(src[i]);
 }
 
+void bn_f32_to_f16_row(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = bn_f32_to_f16(src[i]);
+}
+
 void bn_bf16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = bn_bf16_to_f32(src[i]);
 }

@@ -75,6 +75,28 @@ void bn_attn_finish(int hd, float sum, const float *acc, float *out) {
     for (int d = 0; d < hd; d++) out[d] = acc[d] * inv;
 }
 
+void bn_attn_f16(const bn_kernels *k, bn_attn_fn f, const float *Q, int nq, const int32_t *lim, const uint16_t *K,
+                 const uint16_t *V, size_t ld, int t0, int t1, int hd, float scale, float *mx, float *sum, float *acc,
+                 float *scratch, float *kv_tile, int32_t *lim_tile) {
+    float *kt = kv_tile, *vt = kv_tile + (size_t)BN_ATTN_TILE * (size_t)hd;
+    for (int tt = t0; tt < t1; tt += BN_ATTN_TILE) {
+        const int w = t1 - tt < BN_ATTN_TILE ? t1 - tt : BN_ATTN_TILE;
+        /* rows past every limit are never read: widen only what some row sees */
+        int seen = 0;
+        for (int r = 0; r < nq; r++) {
+            const int v = lim[r] - tt;
+            lim_tile[r] = v < 0 ? 0 : v;
+            if (lim_tile[r] > seen) seen = lim_tile[r];
+        }
+        if (seen > w) seen = w;
+        for (int t = 0; t < seen; t++) {
+            k->f16_to_f32(K + (size_t)(tt + t) * ld, kt + (size_t)t * (size_t)hd, (size_t)hd);
+            k->f16_to_f32(V + (size_t)(tt + t) * ld, vt + (size_t)t * (size_t)hd, (size_t)hd);
+        }
+        if (seen > 0) f(Q, nq, lim_tile, kt, vt, (size_t)hd, 0, seen, hd, scale, mx, sum, acc, scratch);
+    }
+}
+
 bn_attn_fn bn_attn_select(const bn_kernels *k) {
     bn_attn_fn f = NULL;
     if (k && !strcmp(k->name, "avx2")) f = bn_attn_avx2();

@@ -575,12 +575,30 @@ static void avx2_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const fl
     }
 }
 
+/* ---- f16 <-> f32 rows (F16C; the hardware rounds to nearest even) ---------- */
+
+static void avx2_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = f16_scalar(src[i]);
+}
+
+static void avx2_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        dst[i] = (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(src[i]), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+
 static const bn_kernels avx2_table = {
     .name = "avx2",
     .quantize_act = avx2_quantize_act,
     .tgemm = avx2_tgemm,
     .head = avx2_head,
     .qhead = avx2_qhead,
+    .f16_to_f32 = avx2_f16_to_f32,
+    .f32_to_f16 = avx2_f32_to_f16,
 };
 
 const bn_kernels *bn_kernels_avx2(void) { return &avx2_table; }

@@ -815,6 +815,23 @@ static void avx512_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const 
     }
 }
 
+/* ---- f16 <-> f32 rows (F16C / AVX-512F; round to nearest even) ------------- */
+
+static void avx512_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, src + i)));
+    }
+}
+
+static void avx512_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(dst + i, m,
+                                 _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_TO_NEAREST_INT));
+    }
+}
+
 static const bn_kernels avx512_table = {
     .name = "avx512vnni",
     .quantize_act = avx512_quantize_act,
@@ -822,6 +839,8 @@ static const bn_kernels avx512_table = {
     .head = avx512_head,
     .qhead = avx512_qhead,
     .tgemm4 = avx512_tgemm4,
+    .f16_to_f32 = avx512_f16_to_f32,
+    .f32_to_f16 = avx512_f32_to_f16,
 };
 
 const bn_kernels *bn_kernels_avx512(void) { return &avx512_table; }

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "core/core.h"
+
 static const bn_kernels ref_table = {
     .name = "ref",
     .quantize_act = bn_ref_quantize_act,
@@ -12,6 +14,8 @@ static const bn_kernels ref_table = {
     .head = bn_ref_head,
     .qhead = bn_ref_qhead,
     .tgemm4 = bn_ref_tgemm4,
+    .f16_to_f32 = bn_f16_to_f32_row,
+    .f32_to_f16 = bn_f32_to_f16_row,
 };
 
 const bn_kernels *bn_kernels_ref(void) { return &ref_table; }

@@ -152,6 +152,9 @@ typedef struct bn_kernels {
     /* tgemm on a T2R4 copy (W = the copy, same results as tgemm on the T2R
      * original); meant for decode (n_tokens 1-3), correct for any n. */
     bn_tgemm_fn         tgemm4;
+    /* f16 <-> f32 rows (the f16 KV cache), round to nearest even */
+    void (*f16_to_f32)(const uint16_t *src, float *dst, size_t n);
+    void (*f32_to_f16)(const float *src, uint16_t *dst, size_t n);
 } bn_kernels;
 
 /* ---- CPU features (cpu_features.c): cpuid, and xgetbv to know that the OS
@@ -190,9 +193,9 @@ void bn_ref_qhead(const bn_qhead *E, const int8_t *hq, size_t ldq, const float *
 /* Code u (unsigned, with offset) of element i of a QH row. */
 int bn_qhead_get_u(int bits, const uint8_t *row, int i);
 
-/* out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), f32 throughout. */
 /* ss[r] = sum of x[r*ld + i]^2 over i < n, as bn_ref_rmsnorm sums (in order, f32) */
 void bn_sum_squares_rows(const float *x, size_t ld, int rows, int n, float *ss);
+/* out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), f32 throughout. */
 void bn_ref_rmsnorm(const float *x, const float *w, int n, float eps, float *out);
 /* Embedding row of token `id` from E [n_vocab, n_embd] of type et into out. */
 void bn_ref_embed(const void *E, bn_type et, int n_embd, int32_t id, float *out);
@@ -234,6 +237,13 @@ void bn_attn_merge(int nq, int hd, float *mx, float *sum, float *acc, const floa
                    const float *acc2);
 /* out[d] = acc[d] / sum for one row (0 for a row that saw no position). */
 void bn_attn_finish(int hd, float sum, const float *acc, float *out);
+/* The same over an f16 cache (K, V: rows of hd halves, stride ld): each tile
+ * of BN_ATTN_TILE positions is widened into kv_tile (2 * BN_ATTN_TILE * hd
+ * floats) with k->f16_to_f32 and handed to the f32 kernel f; lim_tile: nq
+ * ints. Equal to f on the widened cache. */
+void bn_attn_f16(const bn_kernels *k, bn_attn_fn f, const float *Q, int nq, const int32_t *lim, const uint16_t *K,
+                 const uint16_t *V, size_t ld, int t0, int t1, int hd, float scale, float *mx, float *sum, float *acc,
+                 float *scratch, float *kv_tile, int32_t *lim_tile);
 /* SIMD versions (NULL when not compiled in), and the one matching a table. */
 bn_attn_fn bn_attn_avx2(void);
 bn_attn_fn bn_attn_avx512(void);

@@ -56,6 +56,8 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
 #endif
     if (p.n_ctx < 0 || p.n_seq_max < 0 || p.n_batch < 0 || p.n_threads < 0)
         return bn_fail(BN_ERR_INVALID_ARG, "context parameters must not be negative");
+    if (p.kv_type != BN_KV_F32 && p.kv_type != BN_KV_F16)
+        return bn_fail(BN_ERR_INVALID_ARG, "unknown KV cache type %d (BN_KV_F32 or BN_KV_F16)", (int)p.kv_type);
     const bn_hparams *hp = &m->hp;
     bn_context *c = calloc(1, sizeof *c);
     if (!c) return bn_fail(BN_ERR_NOMEM, "out of memory");
@@ -86,8 +88,10 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     /* The CUDA backend keeps caches and scratch on the GPU: none here. */
     const bool host = p.device != BN_DEVICE_CUDA;
     if (host) {
-    c->k_cache = zalloc(cache_elems, sizeof(float), &ok);
-    c->v_cache = zalloc(cache_elems, sizeof(float), &ok);
+    c->kv_f16 = p.kv_type == BN_KV_F16;
+    c->kv_bytes = c->kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    c->k_cache = zalloc(cache_elems, c->kv_bytes, &ok);
+    c->v_cache = zalloc(cache_elems, c->kv_bytes, &ok);
     c->x = zalloc(nb * e, sizeof(float), &ok);
     c->xb = zalloc(nb * (f > e ? f : e), sizeof(float), &ok);
     c->q = zalloc(nb * e, sizeof(float), &ok);
@@ -106,9 +110,9 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
         c->att_qb = group >= 16 ? 1 : 16 / group;
         c->att_rows = c->att_qb * group;
         const size_t R = (size_t)c->att_rows, T = (size_t)c->n_threads;
-        c->att_ws_stride = R * (2 * hd + BN_ATTN_TILE + 2);
+        c->att_ws_stride = R * (2 * hd + BN_ATTN_TILE + 2) + (c->kv_f16 ? 2 * BN_ATTN_TILE * hd : 0);
         c->att_ws = zalloc(T, c->att_ws_stride * sizeof(float), &ok);
-        c->att_lim = zalloc(T * R, sizeof(int32_t), &ok);
+        c->att_lim = zalloc(T * 2 * R, sizeof(int32_t), &ok); /* limits + per-tile limits (f16) */
         c->att_part = zalloc((size_t)BN_ATT_PARTS(T) * R, (hd + 2) * sizeof(float), &ok);
         c->att_blk = zalloc(nb, sizeof(int32_t), &ok);
         c->attn = bn_attn_select(c->k);
@@ -126,15 +130,17 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     }
 #ifdef BITNET_CUDA
     if (p.device == BN_DEVICE_CUDA) {
-        bn_status cst = bn_cuda_create(m, c->n_ctx, c->n_seq, c->n_chunk, p.cuda_flags, &c->cuda);
+        const uint32_t cflags = p.cuda_flags | (p.kv_type == BN_KV_F16 ? BN_CUDA_KV_F16 : 0u);
+        bn_status cst = bn_cuda_create(m, c->n_ctx, c->n_seq, c->n_chunk, cflags, &c->cuda);
         if (cst != BN_OK) {
             bn_context_free(c);
             return cst;
         }
     }
 #endif
-    bn_log(&c->logger, BN_LOG_INFO, "context: n_ctx %d, %d sequences, KV cache %.1f MiB, kernels %s, %d threads",
-           c->n_ctx, c->n_seq, 2.0 * (double)cache_elems * 4 / (1 << 20), c->k->name, c->n_threads);
+    bn_log(&c->logger, BN_LOG_INFO, "context: n_ctx %d, %d sequences, KV cache %.1f MiB (%s), kernels %s, %d threads",
+           c->n_ctx, c->n_seq, 2.0 * (double)cache_elems * (p.kv_type == BN_KV_F16 ? 2 : 4) / (1 << 20),
+           p.kv_type == BN_KV_F16 ? "f16" : "f32", c->k->name, c->n_threads);
     *out = c;
     return BN_OK;
 }
@@ -170,8 +176,9 @@ bn_status bn_seq_copy(bn_context *c, int32_t src, int32_t dst, int32_t n) {
 #endif
     const size_t kvd = (size_t)c->m->hp.n_head_kv * (size_t)c->m->hp.head_dim;
     for (int l = 0; l < c->m->hp.n_layer; l++) {
-        memcpy(c->k_cache + bn_kv_offset(c, dst, l, 0), c->k_cache + bn_kv_offset(c, src, l, 0), (size_t)n * kvd * 4);
-        memcpy(c->v_cache + bn_kv_offset(c, dst, l, 0), c->v_cache + bn_kv_offset(c, src, l, 0), (size_t)n * kvd * 4);
+        const size_t to = bn_kv_offset(c, dst, l, 0) * c->kv_bytes, from = bn_kv_offset(c, src, l, 0) * c->kv_bytes;
+        memcpy((char *)c->k_cache + to, (const char *)c->k_cache + from, (size_t)n * kvd * c->kv_bytes);
+        memcpy((char *)c->v_cache + to, (const char *)c->v_cache + from, (size_t)n * kvd * c->kv_bytes);
     }
     c->seq_len[dst] = n;
     return BN_OK;

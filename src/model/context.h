@@ -12,8 +12,11 @@ struct bn_context {
     bool    all_logits;
     bn_logger logger;
 
-    /* KV cache: [n_seq][n_layer][n_ctx][kv_dim] floats, K and V apart. */
-    float   *k_cache, *v_cache;
+    /* KV cache: [n_seq][n_layer][n_ctx][kv_dim] elements of kv_bytes (f32,
+     * or f16 with kv_f16), K and V apart; bn_kv_offset counts elements. */
+    void    *k_cache, *v_cache;
+    bool     kv_f16;
+    size_t   kv_bytes;
     int32_t *seq_len;          /* [n_seq] cached positions per sequence */
 
     /* scratch for one chunk of n_chunk tokens */
@@ -34,7 +37,7 @@ struct bn_context {
     bn_attn_fn attn;
     int32_t  att_qb, att_rows;
     size_t   att_ws_stride;
-    float   *att_ws;
+    float   *att_ws;        /* (+ 2 * BN_ATTN_TILE * head_dim: f16 tiles) */
     int32_t *att_lim;
     float   *att_part;
     int32_t *att_blk;   /* [n_chunk] first token of each query block   */

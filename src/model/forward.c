@@ -214,8 +214,8 @@ static void attention(bn_context *c, int layer, int n, const int32_t *seq, const
         const int th = omp_get_thread_num();
         float *ws = c->att_ws + (size_t)th * c->att_ws_stride;
         float *qp = ws, *acc = qp + (size_t)R * hd, *tile = acc + (size_t)R * hd;
-        float *mx = tile + (size_t)R * BN_ATTN_TILE, *sum = mx + R;
-        int32_t *lim = c->att_lim + (size_t)th * R;
+        float *mx = tile + (size_t)R * BN_ATTN_TILE, *sum = mx + R, *kv_tile = sum + R;
+        int32_t *lim = c->att_lim + (size_t)th * 2 * R;
         /* RoPE on q and k, then append k, v to each sequence's cache (the
          * implicit barrier after this loop: every block sees its positions). */
 #pragma omp for schedule(static)
@@ -223,8 +223,14 @@ static void attention(bn_context *c, int layer, int n, const int32_t *seq, const
             const float *cs = c->rope_cs + (size_t)i * hd;
             rope_apply(c->q + (size_t)i * e, nh, hd, cs);
             rope_apply(c->kx + (size_t)i * kvd, nkv, hd, cs);
-            memcpy(c->k_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->kx + (size_t)i * kvd, kvd * 4);
-            memcpy(c->v_cache + bn_kv_offset(c, seq[i], layer, pos[i]), c->vx + (size_t)i * kvd, kvd * 4);
+            const size_t at = bn_kv_offset(c, seq[i], layer, pos[i]);
+            if (c->kv_f16) {
+                c->k->f32_to_f16(c->kx + (size_t)i * kvd, (uint16_t *)c->k_cache + at, kvd);
+                c->k->f32_to_f16(c->vx + (size_t)i * kvd, (uint16_t *)c->v_cache + at, kvd);
+            } else {
+                memcpy((float *)c->k_cache + at, c->kx + (size_t)i * kvd, kvd * 4);
+                memcpy((float *)c->v_cache + at, c->vx + (size_t)i * kvd, kvd * 4);
+            }
         }
 #pragma omp for schedule(dynamic, 1)
         for (int task = 0; task < tasks; task++) {
@@ -248,7 +254,13 @@ static void attention(bn_context *c, int layer, int n, const int32_t *seq, const
                 pa = ps + R;
             }
             bn_attn_init(nq, hd, pm, ps, pa);
-            c->attn(qp, nq, lim, c->k_cache + base, c->v_cache + base, kvd, t0, t1, hd, scale, pm, ps, pa, tile);
+            if (c->kv_f16)
+                bn_attn_f16(c->k, c->attn, qp, nq, lim, (const uint16_t *)c->k_cache + base,
+                            (const uint16_t *)c->v_cache + base, kvd, t0, t1, hd, scale, pm, ps, pa, tile, kv_tile,
+                            lim + R);
+            else
+                c->attn(qp, nq, lim, (const float *)c->k_cache + base, (const float *)c->v_cache + base, kvd, t0, t1,
+                        hd, scale, pm, ps, pa, tile);
             if (S == 1)
                 for (int r = 0; r < nq; r++)
                     bn_attn_finish(hd, ps[r], pa + (size_t)r * hd,

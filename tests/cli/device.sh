@@ -3,6 +3,7 @@
 # the same ids as no flag; cuda either runs (a CUDA build with a GPU: then its
 # greedy ids must equal the CPU's) or fails with exit 1 and a message saying
 # why (no CUDA backend in this build, or no GPU); a bad value is a usage error.
+# `--kv f16` (f16 KV cache) runs and changes the logits slightly, not wildly.
 set -euo pipefail
 BN=${BN_BITNET:?BN_BITNET not set}
 SRC=${BN_SOURCE_DIR:-.}
@@ -38,4 +39,19 @@ set +e
 printf 'hi\n' | "$BN" chat -m "$M" --device cuda --cuda no-such-switch >/dev/null 2>"$TMP/err"; rc=$?
 set -e
 [ $rc = 2 ] && grep -q "unknown --cuda switch" "$TMP/err" || fail "chat --cuda bad switch: exit $rc"
+"$BN" logits -m "$M" --ids 1,2,3,4,5,6,7,8 -o "$TMP/l32.bin" >/dev/null 2>&1 || fail "logits (f32 cache)"
+"$BN" logits -m "$M" --ids 1,2,3,4,5,6,7,8 -o "$TMP/l16.bin" --kv f16 >/dev/null 2>&1 || fail "logits --kv f16"
+cmp -s "$TMP/l32.bin" "$TMP/l16.bin" && fail "--kv f16 gave the f32 cache's logits bit for bit"
+python3 - "$TMP/l32.bin" "$TMP/l16.bin" <<'PY' || fail "--kv f16 logits too far from f32"
+import struct, sys
+a, b = (open(f, 'rb').read() for f in sys.argv[1:])
+n = len(a) // 4
+x, y = struct.unpack('%df' % n, a), struct.unpack('%df' % n, b)
+d = max(abs(p - q) for p, q in zip(x, y)); m = max(abs(p) for p in x)
+sys.exit(0 if len(a) == len(b) and d <= 0.02 * m else 1)
+PY
+set +e
+"$BN" generate -m "$M" -p "x" -n 1 --kv f8 >/dev/null 2>"$TMP/err"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "f32 or f16" "$TMP/err" || fail "--kv f8: exit $rc, $(cat "$TMP/err")"
 echo "device.sh: ok"

@@ -22,6 +22,7 @@ static void usage(FILE *f) {
             "  --seqs S      decode S sequences at once (aggregate tokens/s; default 1)\n"
             "  --device D    cpu (default) or cuda\n"
             BN_CLI_CUDA_OPTS_HELP
+            "  --kv T        KV cache f32 (default) or f16\n"
             "  --kernels K   ref | avx2 | avx512 (CPU kernel set; default: best)\n"
             "  --head H      f16 (the file's head, exact) | q8 | q6 | q4 (quantized at load)\n"
             "  --no-mmap     read the weights into (huge-page) memory instead of mapping the file\n"
@@ -60,6 +61,7 @@ int bn_cmd_bench(int argc, char **argv) {
     int head_bits = 0;
     bool no_mmap = false;
     uint32_t cuda_flags = 0;
+    bool kv_f16 = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (bn_cli_is_help(a)) { usage(stdout); return 0; }
@@ -70,6 +72,11 @@ int bn_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1000, &reps)) return 2; }
         else if (!strcmp(a, "--seqs")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 4096, &seqs)) return 2; }
         else if (!strcmp(a, "--device")) { if (!(device = bn_cli_value(cmd, argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--kv")) {
+            if (!(v = bn_cli_value(cmd, argc, argv, &i))) return 2;
+            if (strcmp(v, "f32") && strcmp(v, "f16")) return bn_cli_usage_error(cmd, "--kv must be f32 or f16, not '%s'", v);
+            kv_f16 = !strcmp(v, "f16");
+        }
         else if (!strcmp(a, "--cuda")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_cuda_flags(cmd, v, &cuda_flags)) return 2; }
         else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) return 2; }
         else if (!strcmp(a, "--head")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) return 2; }
@@ -97,6 +104,7 @@ int bn_cmd_bench(int argc, char **argv) {
     cp.kernels = kernels;
     cp.device = !strcmp(device, "cuda") ? BN_DEVICE_CUDA : BN_DEVICE_CPU;
     cp.cuda_flags = cuda_flags;
+    cp.kv_type = kv_f16 ? BN_KV_F16 : BN_KV_F32;
     if (bn_context_create(m, &cp, &c) != BN_OK) { bn_cli_fail("context"); goto done; }
     const long nt = n_prompt > seqs ? n_prompt : seqs;
     toks = malloc(sizeof(int32_t) * (size_t)nt);
@@ -145,11 +153,11 @@ int bn_cmd_bench(int argc, char **argv) {
     const long rss_kb = read_status_kb("VmRSS:"), hwm_kb = read_status_kb("VmHWM:");
     const int thr = threads ? (int)threads : bn_cpu_count();
     if (json) {
-        printf("{\"model\":\"%s\",\"device\":\"%s\",\"threads\":%d,\"head_bits\":%d,\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,\"seqs\":%ld,"
+        printf("{\"model\":\"%s\",\"device\":\"%s\",\"kv\":\"%s\",\"threads\":%d,\"head_bits\":%d,\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,\"seqs\":%ld,"
                "\"pp_tok_s\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},"
                "\"tg_tok_s\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},"
                "\"bytes_per_step\":%.0f,\"read_GBps\":%.3f,\"rss_MiB\":%.1f,\"peak_rss_MiB\":%.1f}\n",
-               model_path, device, thr, head_bits, n_prompt, n_gen, reps, seqs, sp.median, sp.min, sp.max, sg.median, sg.min, sg.max,
+               model_path, device, kv_f16 ? "f16" : "f32", thr, head_bits, n_prompt, n_gen, reps, seqs, sp.median, sp.min, sp.max, sg.median, sg.min, sg.max,
                step_bytes, gbps, rss_kb / 1024.0, hwm_kb / 1024.0);
     } else {
         printf("model %s (%s, %.1f MB read per step, head %s), device %s, %d threads\n", model_path, info.arch,

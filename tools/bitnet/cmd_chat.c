@@ -173,7 +173,7 @@ static bn_status turn_ids(const convo *c, const bn_tokenizer *tok, const char *t
 int bn_cmd_chat(int argc, char **argv) {
     const char *cmd = "chat", *model_spec = NULL, *tok_path = NULL, *system = NULL, *tmpl = NULL;
     long n_predict = -1, ctx_n = 0, threads = 0;
-    bn_cli_device dev = {BN_DEVICE_CPU, 0};
+    bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
     int dv;
     bool verbose = false, seed_set = false;
     bn_sampler_params sp = bn_sampler_default_params();

@@ -45,7 +45,7 @@ int bn_cmd_logits(int argc, char **argv) {
     int32_t *ids = NULL;
     int n_ids = 0;
     long prefill = -1, threads = 0;
-    bn_cli_device dev = {BN_DEVICE_CPU, 0};
+    bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
     int dv;
     int head_bits = 0;
     int rc = 2;

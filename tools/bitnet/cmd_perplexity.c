@@ -59,7 +59,7 @@ static char *read_text(const char *path, size_t *len) {
 int bn_cmd_perplexity(int argc, char **argv) {
     const char *cmd = "perplexity", *model_spec = NULL, *text_path = NULL, *ids_path = NULL, *tok_path = NULL;
     long ctx = 512, batch = 0, chunks = 0, threads = 0;
-    bn_cli_device dev = {BN_DEVICE_CPU, 0};
+    bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
     int dv;
     bool no_bos = false;
     int head_bits = 0;

@@ -45,6 +45,16 @@ int bn_cli_device_option(const char *cmd, int argc, char **argv, int *i, bn_cli_
         }
         return 1;
     }
+    if (!strcmp(a, "--kv")) {
+        if (!(v = bn_cli_value(cmd, argc, argv, i))) return -1;
+        if (!strcmp(v, "f32")) d->kv_type = BN_KV_F32;
+        else if (!strcmp(v, "f16")) d->kv_type = BN_KV_F16;
+        else {
+            bn_cli_usage_error(cmd, "--kv must be f32 or f16, not '%s'", v);
+            return -1;
+        }
+        return 1;
+    }
     if (!strcmp(a, "--cuda")) {
         if (!(v = bn_cli_value(cmd, argc, argv, i)) || !bn_cli_parse_cuda_flags(cmd, v, &d->cuda_flags)) return -1;
         return 1;
@@ -56,4 +66,5 @@ void bn_cli_device_apply(const bn_cli_device *d, bn_context_params *cp) {
     if (!d) return;
     cp->device = d->device;
     cp->cuda_flags = d->cuda_flags;
+    cp->kv_type = d->kv_type;
 }

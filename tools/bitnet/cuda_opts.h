@@ -18,15 +18,17 @@ bool bn_cli_parse_cuda_flags(const char *cmd, const char *v, uint32_t *flags);
 
 /* `--device cpu|cuda` and `--cuda OPTS`, shared by the commands that run a model. */
 typedef struct bn_cli_device {
-    bn_device device;
-    uint32_t  cuda_flags;
+    bn_device  device;
+    uint32_t   cuda_flags;
+    bn_kv_type kv_type;
 } bn_cli_device;
 
 #define BN_CLI_DEVICE_HELP \
     "  --device D        cpu (default) or cuda (a -DBITNET_CUDA=ON build and a GPU)\n" \
-    "  --cuda OPTS       CUDA switches, as in `bitnet bench --help`\n"
+    "  --cuda OPTS       CUDA switches, as in `bitnet bench --help`\n" \
+    "  --kv T            KV cache type: f32 (default, exact) or f16 (half the memory)\n"
 
-/* If argv[*i] is --device or --cuda, take it and its value: 1; another
+/* If argv[*i] is --device, --cuda or --kv, take it and its value: 1; another
  * option: 0; a bad value: -1 (the message is printed). */
 int bn_cli_device_option(const char *cmd, int argc, char **argv, int *i, bn_cli_device *d);
 /* Copy the choice into context parameters. */
