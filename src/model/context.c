@@ -106,8 +106,7 @@ bn_status bn_context_create(const bn_model *m, const bn_context_params *params, 
     {
         const int group = hp->n_head / hp->n_head_kv;
         const size_t hd = (size_t)hp->head_dim;
-        /* ~16 rows per block: enough reuse of each K/V tile, acc still in L1 */
-        c->att_qb = group >= 16 ? 1 : 16 / group;
+        c->att_qb = group >= BN_ATT_ROWS ? 1 : BN_ATT_ROWS / group;
         c->att_rows = c->att_qb * group;
         const size_t R = (size_t)c->att_rows, T = (size_t)c->n_threads;
         c->att_ws_stride = R * (2 * hd + BN_ATTN_TILE + 2) + (c->kv_f16 ? 2 * BN_ATTN_TILE * hd : 0);
