@@ -562,6 +562,9 @@ static void *loader_main(void *arg) {
         sp.n_threads = cfg->n_threads;
         sp.max_queue = cfg->max_queue;
         sp.kernels = cfg->kernels;
+        sp.device = cfg->device;
+        sp.cuda_flags = cfg->cuda_flags;
+        sp.kv_type = cfg->kv_type;
         sp.metrics = &s->metrics;
         sp.logger = cfg->logger;
         st = bn_sched_create(&sp, &s->sched);

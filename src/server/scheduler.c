@@ -442,6 +442,9 @@ bn_status bn_sched_create(const bn_sched_params *p, bn_sched **out) {
     cp.n_batch = s->p.n_batch;
     cp.n_threads = p->n_threads;
     cp.kernels = p->kernels;
+    cp.device = p->device;
+    cp.cuda_flags = p->cuda_flags;
+    cp.kv_type = p->kv_type;
     cp.logger = p->logger;
     bn_status st = bn_context_create(p->model, &cp, &s->ctx);
     if (st) goto fail;

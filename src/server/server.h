@@ -32,6 +32,9 @@ typedef struct bn_srv_config {
     const char *keys_db;         /* NULL: no authentication                    */
     bool        insecure_no_auth;/* allow a non-loopback bind without keys     */
     const char *kernels;         /* CPU kernel set (NULL: best)                */
+    bn_device   device;          /* CPU (default) or CUDA                      */
+    uint32_t    cuda_flags;      /* BN_CUDA_* switches                         */
+    bn_kv_type  kv_type;         /* KV cache f32 (default) or f16              */
     bn_logger   logger;
 } bn_srv_config;
 
@@ -142,6 +145,9 @@ typedef struct bn_sched_params {
     int32_t             n_threads;
     int32_t             max_queue;
     const char         *kernels;
+    bn_device           device;
+    uint32_t            cuda_flags;
+    bn_kv_type          kv_type;
     bn_srv_metrics     *metrics;   /* may be NULL                            */
     bn_logger           logger;
 } bn_sched_params;

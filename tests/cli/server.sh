@@ -80,7 +80,7 @@ start_server "$T/main.log" --parallel 8 --max-queue 32 --max-body 1048576
 stop_server "$T/main.log"
 
 echo "== bounded queue: 503 when full"
-start_server "$T/busy.log" --parallel 1 --max-queue 2
+start_server "$T/busy.log" --parallel 1 --max-queue 2 --kv f16  # (also: the f16 KV cache serves)
 (cd tests/server && node sdk.test.mjs busy)
 stop_server "$T/busy.log"
 

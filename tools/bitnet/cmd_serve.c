@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cuda_opts.h"
 #include "server/server.h"
 
 static void help(FILE *f) {
@@ -32,6 +33,9 @@ static void help(FILE *f) {
             "      --model-name NAME  model id clients send (default: file name of -m)\n"
             "      --chat-template T  bitnet | llama3 | chatml (default: detected)\n"
             "      --kernels K        CPU kernel set: ref | avx2 | avx512\n"
+            "      --device D         cpu (default) or cuda (a -DBITNET_CUDA=ON build and a GPU)\n"
+            "      --cuda OPTS        CUDA switches, as in `bitnet bench --help`\n"
+            "      --kv T             KV cache: f32 (default, exact) or f16 (half the memory)\n"
             "      --quiet            log warnings and errors only\n\n"
             "SIGTERM or Ctrl-C stops accepting, finishes the requests in flight, exits.\n");
 }
@@ -41,6 +45,8 @@ int bn_cmd_serve(int argc, char **argv) {
     bn_srv_config cfg;
     bn_srv_config_default(&cfg);
     const char *model = NULL;
+    bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
+    int dv;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         long n;
@@ -64,7 +70,12 @@ int bn_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--chat-template")) { VAL(); cfg.chat_template = v; }
         else if (!strcmp(a, "--kernels")) { VAL(); cfg.kernels = v; }
         else if (!strcmp(a, "--quiet")) cfg.logger.min_level = BN_LOG_WARN;
-        else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
+        else if ((dv = bn_cli_device_option(cmd, argc, argv, &i, &dev)) != 0) {
+            if (dv < 0) return 2;
+            cfg.device = dev.device;
+            cfg.cuda_flags = dev.cuda_flags;
+            cfg.kv_type = dev.kv_type;
+        } else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
 #undef INT
 #undef VAL
     }
