@@ -526,8 +526,10 @@ static void gemm(const uint8_t *W, int k, const int8_t *q, size_t ldq, const flo
     if (nc < 4 * GM_NR) nc = 4 * GM_NR;
     for (int n = 0; n < n_tokens;) {
         const int left = n_tokens - n;
-        /* no small last chunk: the last two share the rest evenly */
-        const int cnt = left <= nc ? left : left < 2 * nc ? (left + 1) / 2 : nc;
+        /* no small last chunk: the last two share the rest evenly (the
+         * first of them a whole number of token tiles) */
+        const int half = ((left + 1) / 2 + GM_NR - 1) / GM_NR * GM_NR;
+        const int cnt = left <= nc ? left : left < 2 * nc ? (half < left ? half : left) : nc;
         gemm_panels(W, k, q + (size_t)n * ldq, ldq, xs + n, xsum + n, cnt, w_scale,
                     y + (size_t)n * ldy, ldy, m0, m1);
         n += cnt;

@@ -45,77 +45,119 @@ static void split(int tiles, int t, int T, int *a, int *b) {
     *b = (int)((long)tiles * (t + 1) / T);
 }
 
-/* ys[j] = ls[j](q8) for cnt linears that read the same quantized input (q|k|v),
- * in ONE parallel region: their 16-row tiles (SIMD tiles stay whole) are
- * concatenated and cut into one contiguous range per thread, so that the
- * threads finish together and a decode step pays one fork/join, not three. */
+/* Work on 16-row output tiles [a, b) (SIMD tiles stay whole). */
+typedef void (*tile_work)(bn_context *c, const void *arg, int n, int a, int b);
+
+/* Prompts (n >= DYN_MIN_TOKENS) take tiles in chunks of DYN_TILES from a
+ * shared counter: on a shared host one vCPU can run slower than the other
+ * for a while, and with a static split the faster one waited (libgomp's
+ * barrier was 4-5 % of pp512). Decode keeps one contiguous range per thread,
+ * which its GEMV streams with prefetch. One parallel region either way. */
+#define DYN_MIN_TOKENS 16
+#define DYN_TILES 8
+static void parallel_tiles(bn_context *c, int tiles, int n, tile_work work, const void *arg) {
+#pragma omp parallel num_threads(c->n_threads)
+    {
+        if (n >= DYN_MIN_TOKENS) {
+            const int chunks = (tiles + DYN_TILES - 1) / DYN_TILES;
+#pragma omp for schedule(dynamic, 1)
+            for (int ch = 0; ch < chunks; ch++)
+                work(c, arg, n, ch * DYN_TILES, (ch + 1) * DYN_TILES < tiles ? (ch + 1) * DYN_TILES : tiles);
+        } else {
+            int a, b;
+            split(tiles, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
+            if (a < b) work(c, arg, n, a, b);
+        }
+    }
+}
+
+/* ys[j] = ls[j](q8) for cnt linears that read the same quantized input
+ * (q|k|v): their tiles are concatenated into one range, so that a step pays
+ * one fork/join, not three, and the threads finish together. */
+typedef struct {
+    int cnt;
+    const bn_linear *const *ls;
+    float *const *ys;
+} multi_arg;
+
+static void multi_work(bn_context *c, const void *arg, int n, int a, int b) {
+    const multi_arg *m = arg;
+    for (int j = 0, off = 0; j < m->cnt; j++) {
+        const int tiles = (m->ls[j]->n_out + 15) / 16;
+        const int lo = a > off ? a : off, hi = b < off + tiles ? b : off + tiles;
+        if (lo < hi) {
+            const int m1 = (hi - off) * 16;
+            linear_rows(c, m->ls[j], n, m->ys[j], (lo - off) * 16, m1 < m->ls[j]->n_out ? m1 : m->ls[j]->n_out);
+        }
+        off += tiles;
+    }
+}
+
 static void linear_multi(bn_context *c, int cnt, const bn_linear *const *ls, float *const *ys, int n) {
     int total = 0;
     for (int j = 0; j < cnt; j++) total += (ls[j]->n_out + 15) / 16;
-#pragma omp parallel num_threads(c->n_threads)
-    {
-        int a, b;
-        split(total, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
-        for (int j = 0, off = 0; j < cnt; j++) {
-            const int tiles = (ls[j]->n_out + 15) / 16;
-            const int lo = a > off ? a : off, hi = b < off + tiles ? b : off + tiles;
-            if (lo < hi) {
-                const int m1 = (hi - off) * 16;
-                linear_rows(c, ls[j], n, ys[j], (lo - off) * 16, m1 < ls[j]->n_out ? m1 : ls[j]->n_out);
-            }
-            off += tiles;
-        }
-    }
+    const multi_arg arg = {cnt, ls, ys};
+    parallel_tiles(c, total, n, multi_work, &arg);
 }
 
-/* y = l(q8), then x += y (the residual add), each thread on its own output
- * columns right after computing them. With a LoRA adapter the add waits for
- * the adapter term (add = false). */
-static void linear_residual(bn_context *c, const bn_linear *l, int n, float *y, float *x, bool add) {
-    const int M = l->n_out, tiles = (M + 15) / 16;
-#pragma omp parallel num_threads(c->n_threads)
-    {
-        int a, b;
-        split(tiles, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
-        const int m0 = a * 16, m1 = b * 16 < M ? b * 16 : M;
-        linear_rows(c, l, n, y, m0, m1);
-        for (int i = 0; add && m0 < m1 && i < n; i++) {
-            float *xr = x + (size_t)i * M;
-            const float *yr = y + (size_t)i * M;
+/* y = l(q8), then x += y (the residual add) on the same output columns right
+ * after computing them. With a LoRA adapter the add waits for the adapter
+ * term (add = false). */
+typedef struct {
+    const bn_linear *l;
+    float *y, *x;
+    bool add;
+} residual_arg;
+
+static void residual_work(bn_context *c, const void *arg, int n, int a, int b) {
+    const residual_arg *r = arg;
+    const int M = r->l->n_out, m0 = a * 16, m1 = b * 16 < M ? b * 16 : M;
+    linear_rows(c, r->l, n, r->y, m0, m1);
+    for (int i = 0; r->add && i < n; i++) {
+        float *xr = r->x + (size_t)i * M;
+        const float *yr = r->y + (size_t)i * M;
 #pragma omp simd
-            for (int j = m0; j < m1; j++) xr[j] += yr[j];
-        }
+        for (int j = m0; j < m1; j++) xr[j] += yr[j];
     }
 }
 
-/* gate and up (same width) in one parallel region, each thread the SAME
- * column range of both, so that it can apply the activation to its own
- * columns right away (elementwise: the same bits as after a barrier). With a
- * LoRA adapter the activation waits for the adapter terms (act = false).
- * A prompt's gate and up outputs (n x 6912 floats each) do not fit in L2: the
+static void linear_residual(bn_context *c, const bn_linear *l, int n, float *y, float *x, bool add) {
+    const residual_arg arg = {l, y, x, add};
+    parallel_tiles(c, (l->n_out + 15) / 16, n, residual_work, &arg);
+}
+
+/* gate and up (same width) on the SAME columns, then the activation on them
+ * right away (elementwise: the same bits as after a barrier). With a LoRA
+ * adapter the activation waits for the adapter terms (act = false). A
+ * prompt's gate and up outputs (n x 6912 floats each) do not fit in L2: the
  * columns go in blocks of GU_BLOCK, activated while they are still cached
  * (an activation pass over the whole arrays cost 7 % of pp128). */
 #define GU_BLOCK 128
-static void gate_up(bn_context *c, const bn_layer *L, int n, bool act) {
-    const int f = L->w_gate.n_out, tiles = (f + 15) / 16;
+typedef struct {
+    const bn_layer *L;
+    bool act;
+} gate_up_arg;
+
+static void gate_up_work(bn_context *c, const void *arg, int n, int a, int b) {
+    const gate_up_arg *g = arg;
+    const int f = g->L->w_gate.n_out, m0 = a * 16, m1 = b * 16 < f ? b * 16 : f;
     const bool relu2 = c->m->hp.act == BN_ACT_RELU2;
     const int blk = n >= 16 ? GU_BLOCK : f; /* decode: one block keeps the GEMV streaming */
-#pragma omp parallel num_threads(c->n_threads)
-    {
-        int a, b;
-        split(tiles, omp_get_thread_num(), omp_get_num_threads(), &a, &b);
-        const int m0 = a * 16, m1 = b * 16 < f ? b * 16 : f;
-        for (int c0 = m0; c0 < m1; c0 += blk) {
-            const int c1 = m1 - c0 < blk ? m1 : c0 + blk;
-            linear_rows(c, &L->w_gate, n, c->gate, c0, c1);
-            linear_rows(c, &L->w_up, n, c->up, c0, c1);
-            for (int i = 0; act && i < n; i++) {
-                float *g = c->gate + (size_t)i * f + c0, *u = c->up + (size_t)i * f + c0;
-                if (relu2) bn_ref_relu2_mul(g, u, c1 - c0, g);
-                else bn_ref_silu_mul(g, u, c1 - c0, g);
-            }
+    for (int c0 = m0; c0 < m1; c0 += blk) {
+        const int c1 = m1 - c0 < blk ? m1 : c0 + blk;
+        linear_rows(c, &g->L->w_gate, n, c->gate, c0, c1);
+        linear_rows(c, &g->L->w_up, n, c->up, c0, c1);
+        for (int i = 0; g->act && i < n; i++) {
+            float *gr = c->gate + (size_t)i * f + c0, *u = c->up + (size_t)i * f + c0;
+            if (relu2) bn_ref_relu2_mul(gr, u, c1 - c0, gr);
+            else bn_ref_silu_mul(gr, u, c1 - c0, gr);
         }
     }
+}
+
+static void gate_up(bn_context *c, const bn_layer *L, int n, bool act) {
+    const gate_up_arg arg = {L, act};
+    parallel_tiles(c, (L->w_gate.n_out + 15) / 16, n, gate_up_work, &arg);
 }
 
 /* RMSNorm with w (none if w is NULL) then int8 quantization of n rows into
@@ -232,8 +274,11 @@ static void attention(bn_context *c, int layer, int n, const int32_t *seq, const
                 memcpy((float *)c->v_cache + at, c->vx + (size_t)i * kvd, kvd * 4);
             }
         }
+        /* largest first: a prompt's later blocks attend to more positions,
+         * and taken last they left one thread working alone at the end */
 #pragma omp for schedule(dynamic, 1)
-        for (int task = 0; task < tasks; task++) {
+        for (int it = 0; it < tasks; it++) {
+            const int task = tasks - 1 - it;
             const int u = task / S, s = task % S, b = u / nkv, kvh = u % nkv;
             const int i0 = c->att_blk[b], i1 = b + 1 < nb ? c->att_blk[b + 1] : n, nq = (i1 - i0) * group;
             int maxlim = 0;
