@@ -143,6 +143,62 @@ out:
     free(ref);
 }
 
+/* Logits of a 6-token prefill, then 1-, 2- and 3-token steps, into out
+ * [rows x V]; returns rows. */
+static int step_logits(bn_model *m, const char *kernels, const int32_t *toks, float *out) {
+    bn_context_params cp = bn_context_default_params();
+    cp.n_ctx = 32;
+    cp.n_threads = 2;
+    cp.kernels = kernels;
+    cp.all_logits = true;
+    bn_context *c = NULL;
+    if (bn_context_create(m, &cp, &c) != BN_OK) return 0;
+    const int steps[] = {6, 1, 1, 2, 3, 1, 3, 2};
+    int rows = 0, at = 0;
+    for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
+        bn_batch b = {.n_tokens = steps[s], .tokens = toks + at};
+        CHECK_OK(bn_decode(c, &b));
+        for (int j = 0; j < steps[s]; j++) memcpy(out + (size_t)rows++ * V, bn_get_logits(c, j), sizeof(float) * V);
+        at += steps[s];
+    }
+    bn_context_free(c);
+    return rows;
+}
+
+/* repack (the T2R4 decode copy) changes no bit, with every kernel table this
+ * CPU runs; and decode steps really read the copy: scribbling over it moves
+ * their logits but not the prefill's. */
+static void test_repack(void) {
+    size_t n = 0;
+    int32_t *toks = bn_test_read(bn_test_src("tests/data/hf-tiny/ref/gen_tokens_cpu.bin"), &n);
+    CHECK(toks && n >= 19 * 4);
+    bn_model *plain = NULL, *rp = NULL;
+    bn_model_params mp = bn_model_default_params();
+    mp.repack = true;
+    CHECK_OK(bn_model_load(bn_test_src("tests/data/hf-tiny/packed"), NULL, &plain));
+    CHECK_OK(bn_model_load(bn_test_src("tests/data/hf-tiny/packed"), &mp, &rp));
+    if (!toks || !plain || !rp) goto out;
+    CHECK(rp->layers[0].wq.w4 && rp->layers[rp->hp.n_layer - 1].w_down.w4 && !plain->layers[0].wq.w4);
+    enum { ROWS = 19 };
+    float a[ROWS * V], b[ROWS * V];
+    const char *tables[] = {"ref", "avx2", "avx512"};
+    for (int t = 0; t < 3; t++) {
+        if (!bn_kernels_by_name(tables[t])) continue;
+        CHECK(step_logits(plain, tables[t], toks, a) == ROWS && step_logits(rp, tables[t], toks, b) == ROWS);
+        CHECK_MSG(!memcmp(a, b, sizeof a), "%s: repack changed the logits", tables[t]);
+    }
+    /* scribble: every code of layer 0's copy of w_down set to +1 */
+    bn_linear *d = &rp->layers[0].w_down;
+    memset((uint8_t *)d->w4, 0xaa, bn_t2r4_bytes(d->n_out, d->n_in));
+    CHECK(step_logits(rp, NULL, toks, b) == ROWS);
+    CHECK_MSG(!memcmp(a, b, 6 * V * sizeof(float)), "the 6-token prefill read the decode copy");
+    CHECK_MSG(memcmp(a + 6 * V, b + 6 * V, (ROWS - 6) * V * sizeof(float)), "decode steps did not read the copy");
+out:
+    bn_model_free(plain);
+    bn_model_free(rp);
+    free(toks);
+}
+
 /* Several sequences in one batch give the same logits as each alone. */
 static void test_multi_sequence(void) {
     bn_model *m = NULL;
@@ -296,6 +352,7 @@ int main(void) {
     RUN(test_hidden_states);
     RUN(test_gguf_roundtrip_logits);
     RUN(test_quantized_head);
+    RUN(test_repack);
     RUN(test_bad_input);
     return bn_test_finish("test_model");
 }

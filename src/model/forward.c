@@ -32,11 +32,14 @@ static void quantize(bn_context *c, const float *in, size_t ld, int k, int n) {
     c->k->quantize_act(in, ld, k, n, c->q8, kp, c->q8_scale, c->q8_sum);
 }
 
-/* Output rows [m0, m1) of y[n, l->n_out] = l(q8) for the n quantized rows. */
+/* Output rows [m0, m1) of y[n, l->n_out] = l(q8) for the n quantized rows;
+ * decode steps read the T2R4 copy when the model was loaded with repack
+ * (the same results: tests/test_model.c). */
 static void linear_rows(bn_context *c, const bn_linear *l, int n, float *y, int m0, int m1) {
-    if (m0 < m1)
-        c->k->tgemm(l->w, l->n_in, c->q8, (size_t)bn_pad_k(l->n_in), c->q8_scale, c->q8_sum, n, l->scale, y,
-                    (size_t)l->n_out, m0, m1);
+    if (m0 >= m1) return;
+    const bool copy = l->w4 && n <= 3 && c->k->tgemm4;
+    (copy ? c->k->tgemm4 : c->k->tgemm)(copy ? l->w4 : l->w, l->n_in, c->q8, (size_t)bn_pad_k(l->n_in), c->q8_scale,
+                                        c->q8_sum, n, l->scale, y, (size_t)l->n_out, m0, m1);
 }
 
 /* Tile range [a, b) of thread t of T over `tiles` tiles. */

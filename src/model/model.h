@@ -32,6 +32,7 @@ typedef struct bn_linear {
     int32_t        n_in, n_out;
     const uint8_t *w;      /* [n_out, bn_t2r_row_bytes(n_in)]           */
     float          scale;  /* multiplier (beta)                          */
+    const uint8_t *w4;     /* T2R4 decode copy of w (repack), or NULL    */
 } bn_linear;
 
 typedef struct bn_layer {

@@ -529,7 +529,9 @@ static void *loader_main(void *arg) {
     bn_server *s = arg;
     const bn_srv_config *cfg = &s->cfg;
     bn_model_params mp = bn_model_default_params();
-    mp.use_mmap = true;
+    mp.use_mmap = !cfg->no_mmap;
+    mp.head_bits = cfg->head_bits;
+    mp.repack = cfg->repack;
     mp.logger = cfg->logger;
     bn_status st = bn_model_load(cfg->model_path, &mp, &s->model);
     if (!st) {

@@ -35,6 +35,9 @@ typedef struct bn_srv_config {
     bn_device   device;          /* CPU (default) or CUDA                      */
     uint32_t    cuda_flags;      /* BN_CUDA_* switches                         */
     bn_kv_type  kv_type;         /* KV cache f32 (default) or f16              */
+    int         head_bits;       /* tied head quantized at load (0: as stored) */
+    bool        no_mmap;         /* read the weights instead of mapping them   */
+    bool        repack;          /* decode copy of the ternary weights         */
     bn_logger   logger;
 } bn_srv_config;
 

@@ -4,6 +4,8 @@
 # greedy ids must equal the CPU's) or fails with exit 1 and a message saying
 # why (no CUDA backend in this build, or no GPU); a bad value is a usage error.
 # `--kv f16` (f16 KV cache) runs and changes the logits slightly, not wildly.
+# The model options of every run command: `--repack` gives the same ids,
+# `--head q8 --no-mmap` runs, a bad --head is a usage error.
 set -euo pipefail
 BN=${BN_BITNET:?BN_BITNET not set}
 SRC=${BN_SOURCE_DIR:-.}
@@ -15,6 +17,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$BN" generate -m "$M" -p "Once upon a time" -n 12 --temp 0 --print-ids >"$TMP/plain" 2>/dev/null || fail "generate"
 "$BN" generate -m "$M" -p "Once upon a time" -n 12 --temp 0 --print-ids --device cpu >"$TMP/cpu" 2>/dev/null || fail "generate --device cpu"
 cmp -s "$TMP/plain" "$TMP/cpu" || fail "--device cpu changed the output"
+"$BN" generate -m "$M" -p "Once upon a time" -n 12 --temp 0 --print-ids --repack >"$TMP/rp" 2>/dev/null || fail "generate --repack"
+cmp -s "$TMP/plain" "$TMP/rp" || fail "--repack changed the output"
+printf 'hi\n' | "$BN" chat -m "$M" -n 4 --repack --head q8 --no-mmap >/dev/null 2>&1 || fail "chat --repack --head q8 --no-mmap"
+set +e
+"$BN" generate -m "$M" -p x -n 1 --head q9 >/dev/null 2>"$TMP/err"; rc=$?
+set -e
+[ $rc = 2 ] && grep -q "q8, q6 or q4" "$TMP/err" || fail "--head q9: exit $rc"
 
 for cmd in generate logits; do
   case $cmd in

@@ -26,12 +26,26 @@ bool bn_cli_parse_float(const char *cmd, const char *flag, const char *s, double
 /* "1,2,3" -> malloc'd int32 array. */
 bool bn_cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int *n);
 
-/* Load with the tied head as the file stores it (head_bits 0) or quantized
- * to 8/6/4-bit rows; --head f16|q8|q6|q4 is parsed by bn_cli_parse_head. */
-bn_status bn_cli_load_model_opts(const char *spec, int head_bits, bn_model **out, char **resolved);
+/* How the commands that run a model load it: `--head f16|q8|q6|q4` (the tied
+ * head as stored, or rows quantized at load), `--no-mmap` (read the file into
+ * huge-page memory instead of mapping it), `--repack` (a decode copy of the
+ * ternary weights). */
+typedef struct bn_cli_model_opts {
+    int  head_bits; /* 0 = as stored */
+    bool use_mmap;
+    bool repack;
+} bn_cli_model_opts;
+#define BN_CLI_MODEL_OPTS_INIT {0, true, false}
+#define BN_CLI_MODEL_HELP \
+    "  --head H          tied head: f16 (as stored, exact; default) | q8 | q6 | q4 (quantized at load)\n" \
+    "  --no-mmap         read the weights into (huge-page) memory instead of mapping the file\n" \
+    "  --repack          keep a decode copy of the ternary weights (+1x their size, faster decode)\n"
+/* If argv[*i] is one of those, take it (and its value): 1; another option: 0;
+ * a bad value: -1 (the usage error is printed). */
+int bn_cli_model_option(const char *cmd, int argc, char **argv, int *i, bn_cli_model_opts *o);
 bool bn_cli_parse_head(const char *cmd, const char *s, int *bits);
-/* As bn_cli_load_model_opts; use_mmap false reads the file into memory. */
-bn_status bn_cli_load_model_ex(const char *spec, int head_bits, bool use_mmap, bn_model **out, char **resolved);
+/* Load -m with those options; resolved (may be NULL): the local path (malloc'd). */
+bn_status bn_cli_load_model_with(const char *spec, const bn_cli_model_opts *o, bn_model **out, char **resolved);
 
 /* Load the model named by -m (a .gguf file or a Hugging Face folder). */
 bn_status bn_cli_load_model(const char *spec, bn_model **out);

@@ -7,7 +7,19 @@
 #include "cli.h"
 
 bn_status bn_cli_load_model_path(const char *spec, bn_model **out, char **resolved) {
-    return bn_cli_load_model_opts(spec, 0, out, resolved);
+    const bn_cli_model_opts o = BN_CLI_MODEL_OPTS_INIT;
+    return bn_cli_load_model_with(spec, &o, out, resolved);
+}
+
+int bn_cli_model_option(const char *cmd, int argc, char **argv, int *i, bn_cli_model_opts *o) {
+    const char *a = argv[*i], *v;
+    if (!strcmp(a, "--head")) {
+        if (!(v = bn_cli_value(cmd, argc, argv, i)) || !bn_cli_parse_head(cmd, v, &o->head_bits)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--no-mmap")) { o->use_mmap = false; return 1; }
+    if (!strcmp(a, "--repack")) { o->repack = true; return 1; }
+    return 0;
 }
 
 bool bn_cli_parse_head(const char *cmd, const char *s, int *bits) {
@@ -18,19 +30,16 @@ bool bn_cli_parse_head(const char *cmd, const char *s, int *bits) {
     return false;
 }
 
-bn_status bn_cli_load_model_opts(const char *spec, int head_bits, bn_model **out, char **resolved) {
-    return bn_cli_load_model_ex(spec, head_bits, true, out, resolved);
-}
-
-bn_status bn_cli_load_model_ex(const char *spec, int head_bits, bool use_mmap, bn_model **out, char **resolved) {
+bn_status bn_cli_load_model_with(const char *spec, const bn_cli_model_opts *o, bn_model **out, char **resolved) {
     if (resolved) *resolved = NULL;
     bn_hub_options ho = bn_hub_default_options();
     char *path = NULL;
     bn_status st = bn_hub_resolve_model(spec, &ho, &path);
     if (st) return st;
     bn_model_params mp = bn_model_default_params();
-    mp.head_bits = head_bits;
-    mp.use_mmap = use_mmap;
+    mp.head_bits = o->head_bits;
+    mp.use_mmap = o->use_mmap;
+    mp.repack = o->repack;
     st = bn_model_load(path, &mp, out);
     if (st == BN_OK && resolved) *resolved = path;
     else free(path);

@@ -24,8 +24,7 @@ static void usage(FILE *f) {
             BN_CLI_CUDA_OPTS_HELP
             "  --kv T        KV cache f32 (default) or f16\n"
             "  --kernels K   ref | avx2 | avx512 (CPU kernel set; default: best)\n"
-            "  --head H      f16 (the file's head, exact) | q8 | q6 | q4 (quantized at load)\n"
-            "  --no-mmap     read the weights into (huge-page) memory instead of mapping the file\n"
+            BN_CLI_MODEL_HELP
             "  --json        one JSON object instead of the table\n");
 }
 
@@ -58,8 +57,8 @@ int bn_cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *model_path = NULL, *kernels = NULL, *device = "cpu", *v;
     long threads = 0, n_prompt = 128, n_gen = 64, reps = 5, seqs = 1;
     bool json = false;
-    int head_bits = 0;
-    bool no_mmap = false;
+    bn_cli_model_opts mo = BN_CLI_MODEL_OPTS_INIT;
+    int mv;
     uint32_t cuda_flags = 0;
     bool kv_f16 = false;
     for (int i = 1; i < argc; i++) {
@@ -79,8 +78,7 @@ int bn_cmd_bench(int argc, char **argv) {
         }
         else if (!strcmp(a, "--cuda")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_cuda_flags(cmd, v, &cuda_flags)) return 2; }
         else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) return 2; }
-        else if (!strcmp(a, "--head")) { if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) return 2; }
-        else if (!strcmp(a, "--no-mmap")) no_mmap = true;
+        else if ((mv = bn_cli_model_option(cmd, argc, argv, &i, &mo)) != 0) { if (mv < 0) return 2; }
         else if (!strcmp(a, "--json")) json = true;
         else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
     }
@@ -93,7 +91,8 @@ int bn_cmd_bench(int argc, char **argv) {
     int32_t *toks = NULL, *seq_ids = NULL;
     double *pp = NULL, *tg = NULL;
     int rc = 1;
-    if (bn_cli_load_model_ex(model_path, head_bits, !no_mmap, &m, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto done; }
+    const int head_bits = mo.head_bits;
+    if (bn_cli_load_model_with(model_path, &mo, &m, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto done; }
     bn_model_info info;
     bn_model_get_info(m, &info);
     bn_context_params cp = bn_context_default_params();
@@ -153,11 +152,11 @@ int bn_cmd_bench(int argc, char **argv) {
     const long rss_kb = read_status_kb("VmRSS:"), hwm_kb = read_status_kb("VmHWM:");
     const int thr = threads ? (int)threads : bn_cpu_count();
     if (json) {
-        printf("{\"model\":\"%s\",\"device\":\"%s\",\"kv\":\"%s\",\"threads\":%d,\"head_bits\":%d,\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,\"seqs\":%ld,"
+        printf("{\"model\":\"%s\",\"device\":\"%s\",\"kv\":\"%s\",\"repack\":%s,\"threads\":%d,\"head_bits\":%d,\"n_prompt\":%ld,\"n_gen\":%ld,\"reps\":%ld,\"seqs\":%ld,"
                "\"pp_tok_s\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},"
                "\"tg_tok_s\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},"
                "\"bytes_per_step\":%.0f,\"read_GBps\":%.3f,\"rss_MiB\":%.1f,\"peak_rss_MiB\":%.1f}\n",
-               model_path, device, kv_f16 ? "f16" : "f32", thr, head_bits, n_prompt, n_gen, reps, seqs, sp.median, sp.min, sp.max, sg.median, sg.min, sg.max,
+               model_path, device, kv_f16 ? "f16" : "f32", mo.repack ? "true" : "false", thr, head_bits, n_prompt, n_gen, reps, seqs, sp.median, sp.min, sp.max, sg.median, sg.min, sg.max,
                step_bytes, gbps, rss_kb / 1024.0, hwm_kb / 1024.0);
     } else {
         printf("model %s (%s, %.1f MB read per step, head %s), device %s, %d threads\n", model_path, info.arch,

@@ -26,6 +26,7 @@ static void usage(FILE *f) {
             "  --ctx N            context positions for the whole conversation (default 4096)\n"
             "  -t N               threads (default: all CPUs)\n"
             BN_CLI_DEVICE_HELP
+            BN_CLI_MODEL_HELP
             "  -v                 per-reply statistics on stderr\n");
     bn_gen_sampling_help(f);
 }
@@ -174,6 +175,7 @@ int bn_cmd_chat(int argc, char **argv) {
     const char *cmd = "chat", *model_spec = NULL, *tok_path = NULL, *system = NULL, *tmpl = NULL;
     long n_predict = -1, ctx_n = 0, threads = 0;
     bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
+    bn_cli_model_opts mo = BN_CLI_MODEL_OPTS_INIT;
     int dv;
     bool verbose = false, seed_set = false;
     bn_sampler_params sp = bn_sampler_default_params();
@@ -191,6 +193,8 @@ int bn_cmd_chat(int argc, char **argv) {
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 8, 1 << 24, &ctx_n)) return 2;
         } else if ((dv = bn_cli_device_option(cmd, argc, argv, &i, &dev)) != 0) {
+            if (dv < 0) return 2;
+        } else if ((dv = bn_cli_model_option(cmd, argc, argv, &i, &mo)) != 0) {
             if (dv < 0) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) return 2;
@@ -215,7 +219,7 @@ int bn_cmd_chat(int argc, char **argv) {
     struct sigaction old_sa;
     bool sa_set = false;
 
-    if (bn_cli_load_model_path(model_spec, &model, &model_path) != BN_OK) { bn_cli_fail(model_spec); goto out; }
+    if (bn_cli_load_model_with(model_spec, &mo, &model, &model_path) != BN_OK) { bn_cli_fail(model_spec); goto out; }
     if (!bn_gen_load_tokenizer(cmd, model_path, tok_path, &tok)) goto out;
     if (!tok) { fprintf(stderr, "bitnet chat: the model has no tokenizer: pass --tokenizer FILE\n"); goto out; }
     bn_model_info mi;

@@ -30,6 +30,7 @@ static void usage(FILE *f) {
             "  --ctx N             context positions (default: prompt + N, at most the model's)\n"
             "  -t N                threads (default: all CPUs)\n"
             BN_CLI_DEVICE_HELP
+            BN_CLI_MODEL_HELP
             "batch mode:\n"
             "  --file IN.jsonl     one request per line: {\"id\":..., \"prompt\": \"...\" |\n"
             "                      \"messages\": [{\"role\",\"content\"}...] | \"ids\": [...],\n"
@@ -50,6 +51,7 @@ typedef struct gen_opts {
     const char **stops;
     int         n_stops;
     bn_cli_device dev;
+    bn_cli_model_opts mo;
 } gen_opts;
 
 /* ---- shared pieces */
@@ -587,6 +589,7 @@ int bn_cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
     gen_opts o;
     memset(&o, 0, sizeof o);
+    o.mo = (bn_cli_model_opts)BN_CLI_MODEL_OPTS_INIT;
     o.sp = bn_sampler_default_params();
     o.n_predict = 128;
     int rc = 2;
@@ -621,6 +624,8 @@ int bn_cmd_generate(int argc, char **argv) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1 << 24, &o.ctx)) goto out;
         } else if ((dv = bn_cli_device_option(cmd, argc, argv, &i, &o.dev)) != 0) {
             if (dv < 0) goto out;
+        } else if ((dv = bn_cli_model_option(cmd, argc, argv, &i, &o.mo)) != 0) {
+            if (dv < 0) goto out;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &o.threads)) goto out;
         } else if (!strcmp(a, "--parallel")) {
@@ -645,7 +650,7 @@ int bn_cmd_generate(int argc, char **argv) {
         goto out;
     }
     rc = 1;
-    if (bn_cli_load_model_path(o.model, &model, &model_path) != BN_OK) { bn_cli_fail(o.model); goto out; }
+    if (bn_cli_load_model_with(o.model, &o.mo, &model, &model_path) != BN_OK) { bn_cli_fail(o.model); goto out; }
     if (lora_path && bn_model_apply_lora(model, lora_path, 1.0f) != BN_OK) { bn_cli_fail(lora_path); goto out; }
     rc = o.file ? run_batch(&o, model, model_path) : run_single(&o, model, model_path);
 out:

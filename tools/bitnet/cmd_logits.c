@@ -19,7 +19,7 @@ static void usage(FILE *f) {
             "  -t N              threads (default: all CPUs)\n"
             BN_CLI_DEVICE_HELP
             "  --kernels NAME    ref | avx2 | avx512 (default: best for this CPU)\n"
-            "  --head H          f16 (exact, default) | q8 | q6 | q4 (head quantized at load)\n"
+            BN_CLI_MODEL_HELP
             "  --lora DIR        apply a LoRA adapter (PEFT folder: bitnet finetune --save)\n"
             "  --dump-hidden F   also write hidden states float32 [n_layer+2, n_ids, n_embd]\n");
 }
@@ -47,7 +47,7 @@ int bn_cmd_logits(int argc, char **argv) {
     long prefill = -1, threads = 0;
     bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
     int dv;
-    int head_bits = 0;
+    bn_cli_model_opts mo = BN_CLI_MODEL_OPTS_INIT;
     int rc = 2;
     const char *lora_path = NULL; /* --lora: adapter folder */
     for (int i = 1; i < argc; i++) {
@@ -67,8 +67,8 @@ int bn_cmd_logits(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) goto out;
         } else if (!strcmp(a, "--kernels")) { if (!(kernels = bn_cli_value(cmd, argc, argv, &i))) goto out; }
-        else if (!strcmp(a, "--head")) {
-            if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) goto out;
+        else if ((dv = bn_cli_model_option(cmd, argc, argv, &i, &mo)) != 0) {
+            if (dv < 0) goto out;
         } else if (!strcmp(a, "--dump-hidden")) { if (!(dump_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
         else if (!strcmp(a, "--lora")) { if (!(lora_path = bn_cli_value(cmd, argc, argv, &i))) goto out; }
         else { bn_cli_usage_error(cmd, "unknown option '%s'", a); goto out; }
@@ -83,7 +83,7 @@ int bn_cmd_logits(int argc, char **argv) {
     bn_context *ctx = NULL;
     float *out = NULL, *hidden = NULL;
     FILE *f = NULL;
-    if (bn_cli_load_model_opts(model_path, head_bits, &model, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto out; }
+    if (bn_cli_load_model_with(model_path, &mo, &model, NULL) != BN_OK) { bn_cli_fail("cannot load model"); goto out; }
     if (lora_path && bn_model_apply_lora(model, lora_path, 1.0f) != BN_OK) { bn_cli_fail(lora_path); goto out; }
     bn_model_info info;
     bn_model_get_info(model, &info);

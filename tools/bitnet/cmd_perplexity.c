@@ -23,7 +23,7 @@ static void usage(FILE *f) {
             "  --no-bos          keep the first token of each window (no BOS replacement)\n"
             "  -t N              threads (default: all CPUs)\n"
             BN_CLI_DEVICE_HELP
-            "  --head H          f16 (exact, default) | q8 | q6 | q4 (head quantized at load)\n"
+            BN_CLI_MODEL_HELP
             "Prints the running PPL after each window and 'Final estimate: PPL = X +/- E'.\n");
 }
 
@@ -62,7 +62,7 @@ int bn_cmd_perplexity(int argc, char **argv) {
     bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
     int dv;
     bool no_bos = false;
-    int head_bits = 0;
+    bn_cli_model_opts mo = BN_CLI_MODEL_OPTS_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (bn_cli_is_help(a)) { usage(stdout); return 0; }
@@ -81,8 +81,8 @@ int bn_cmd_perplexity(int argc, char **argv) {
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_int(cmd, a, v, 1, 1024, &threads)) return 2;
         } else if (!strcmp(a, "--no-bos")) no_bos = true;
-        else if (!strcmp(a, "--head")) {
-            if (!(v = bn_cli_value(cmd, argc, argv, &i)) || !bn_cli_parse_head(cmd, v, &head_bits)) return 2;
+        else if ((dv = bn_cli_model_option(cmd, argc, argv, &i, &mo)) != 0) {
+            if (dv < 0) return 2;
         } else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
     }
     if (!model_spec) return bn_cli_usage_error(cmd, "-m MODEL is required");
@@ -95,7 +95,7 @@ int bn_cmd_perplexity(int argc, char **argv) {
     bn_context *cx = NULL;
     int32_t *ids = NULL;
     int64_t n_ids = 0;
-    if (bn_cli_load_model_opts(model_spec, head_bits, &model, &model_path) != BN_OK) { bn_cli_fail(model_spec); goto out; }
+    if (bn_cli_load_model_with(model_spec, &mo, &model, &model_path) != BN_OK) { bn_cli_fail(model_spec); goto out; }
     bn_model_info mi;
     bn_model_get_info(model, &mi);
     if (!bn_gen_load_tokenizer(cmd, model_path, tok_path, &tok)) goto out;

@@ -36,6 +36,9 @@ static void help(FILE *f) {
             "      --device D         cpu (default) or cuda (a -DBITNET_CUDA=ON build and a GPU)\n"
             "      --cuda OPTS        CUDA switches, as in `bitnet bench --help`\n"
             "      --kv T             KV cache: f32 (default, exact) or f16 (half the memory)\n"
+            "      --head H           tied head: f16 (as stored; default) | q8 | q6 | q4\n"
+            "      --no-mmap          read the weights into memory instead of mapping the file\n"
+            "      --repack           keep a decode copy of the ternary weights (faster decode)\n"
             "      --quiet            log warnings and errors only\n\n"
             "SIGTERM or Ctrl-C stops accepting, finishes the requests in flight, exits.\n");
 }
@@ -46,6 +49,7 @@ int bn_cmd_serve(int argc, char **argv) {
     bn_srv_config_default(&cfg);
     const char *model = NULL;
     bn_cli_device dev = {BN_DEVICE_CPU, 0, BN_KV_F32};
+    bn_cli_model_opts mo = BN_CLI_MODEL_OPTS_INIT;
     int dv;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -75,6 +79,11 @@ int bn_cmd_serve(int argc, char **argv) {
             cfg.device = dev.device;
             cfg.cuda_flags = dev.cuda_flags;
             cfg.kv_type = dev.kv_type;
+        } else if ((dv = bn_cli_model_option(cmd, argc, argv, &i, &mo)) != 0) {
+            if (dv < 0) return 2;
+            cfg.head_bits = mo.head_bits;
+            cfg.no_mmap = !mo.use_mmap;
+            cfg.repack = mo.repack;
         } else return bn_cli_usage_error(cmd, "unknown option '%s'", a);
 #undef INT
 #undef VAL
