@@ -11,7 +11,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: bitnet bench -m MODEL [-t N] [-p 128] [-n 64] [-r 5] [--seqs S] [--json]\n\n"
+            "usage: bitnet bench -m MODEL [-t N] [-p 128] [-n 64] [-r 5] [--seqs S] [options] [--json]\n\n"
             "Measures prompt processing (one batch of -p tokens) and generation (-n single-token\n"
             "decode steps through the KV cache), -r repetitions each; prints the median and the\n"
             "spread, the bytes a decode step reads and the bandwidth that implies, and memory.\n"
