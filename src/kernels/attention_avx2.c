@@ -59,10 +59,59 @@ BN_INLINE float hmax(__m256 a) {
     return _mm_cvtss_f32(h);
 }
 
+/* Scores of rows r..r+3 against K rows t and t+1: 6 loads per 8 FMAs (one
+ * K row against four rows needs 5 per 4; 16 ymm registers allow no more). */
+BN_INLINE void scores4x2(const float *Q, int r, int hd, const float *K, size_t ld, int t, int tt, float scale,
+                         float *S, __m256i tm, int dfull) {
+    const float *q0 = Q + (size_t)r * hd, *q1 = q0 + hd, *q2 = q1 + hd, *q3 = q2 + hd;
+    const float *k0 = K + (size_t)t * ld, *k1 = k0 + ld;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+#define S4X2_STEP(LOAD)                                                                       \
+    do {                                                                                      \
+        const __m256 x = LOAD(k0), y = LOAD(k1);                                              \
+        __m256 q = LOAD(q0);                                                                  \
+        a0 = _mm256_fmadd_ps(q, x, a0), b0 = _mm256_fmadd_ps(q, y, b0);                      \
+        q = LOAD(q1);                                                                         \
+        a1 = _mm256_fmadd_ps(q, x, a1), b1 = _mm256_fmadd_ps(q, y, b1);                       \
+        q = LOAD(q2);                                                                         \
+        a2 = _mm256_fmadd_ps(q, x, a2), b2 = _mm256_fmadd_ps(q, y, b2);                       \
+        q = LOAD(q3);                                                                         \
+        a3 = _mm256_fmadd_ps(q, x, a3), b3 = _mm256_fmadd_ps(q, y, b3);                       \
+    } while (0)
+#define S4X2_FULL(p) _mm256_loadu_ps((p) + d)
+#define S4X2_TAIL(p) _mm256_maskload_ps((p) + dfull, tm)
+    for (int d = 0; d < dfull; d += 8) S4X2_STEP(S4X2_FULL);
+    if (dfull < hd) S4X2_STEP(S4X2_TAIL);
+#undef S4X2_STEP
+#undef S4X2_FULL
+#undef S4X2_TAIL
+    float sa[4], sb[4];
+    _mm_storeu_ps(sa, hsum4(a0, a1, a2, a3));
+    _mm_storeu_ps(sb, hsum4(b0, b1, b2, b3));
+    for (int i = 0; i < 4; i++) {
+        S[(size_t)(r + i) * TILE + (t - tt)] = sa[i] * scale;
+        S[(size_t)(r + i) * TILE + (t + 1 - tt)] = sb[i] * scale;
+    }
+}
+
 static void scores(const float *Q, int nq, int hd, const float *K, size_t ld, int tt, int te, float scale, float *S) {
     const __m256i tm = lanes(hd % 8);
     const int dfull = hd - hd % 8;
-    for (int t = tt; t < te; t++) {
+    const int nq4 = nq - nq % 4;
+    int t = tt;
+    if (nq4 > 0)
+        for (; t + 2 <= te; t += 2)
+            for (int r = 0; r < nq4; r += 4) scores4x2(Q, r, hd, K, ld, t, tt, scale, S, tm, dfull);
+    /* rows past nq4 for the K rows done above, then every row for the rest */
+    for (int t2 = tt; t2 < t; t2++)
+        for (int r = nq4; r < nq; r++) {
+            const float *q0 = Q + (size_t)r * hd, *k = K + (size_t)t2 * ld;
+            __m256 a0 = _mm256_setzero_ps();
+            for (int d = 0; d < dfull; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + d), _mm256_loadu_ps(k + d), a0);
+            if (dfull < hd) a0 = _mm256_fmadd_ps(_mm256_maskload_ps(q0 + dfull, tm), _mm256_maskload_ps(k + dfull, tm), a0);
+            S[(size_t)r * TILE + (t2 - tt)] = hsum(a0) * scale;
+        }
+    for (; t < te; t++) {
         const float *k = K + (size_t)t * ld;
         const int j = t - tt;
         int r = 0;
