@@ -153,6 +153,16 @@ static void conn_release(conn *c) {
 
 /* ---------------------------------------------------------------- responses */
 
+/* Tell clients how long an idle kept-alive connection lives here: a client
+ * that reuses a pooled socket just as our idle timeout closes it sees a
+ * connection reset (undici, the OpenAI SDK's transport, honours this hint
+ * and retires sockets a second early). */
+static void add_keepalive_hint(struct MHD_Response *resp, const bn_server *s) {
+    char v[32];
+    snprintf(v, sizeof v, "timeout=%d", s->cfg.timeout_s > 0 ? s->cfg.timeout_s : 30);
+    MHD_add_response_header(resp, "Keep-Alive", v);
+}
+
 static enum MHD_Result send_buf(conn *c, struct MHD_Connection *mc, int status, const char *ctype, char *body,
                                 size_t len, int retry_after) {
     c->answered = true;
@@ -170,6 +180,7 @@ static enum MHD_Result send_buf(conn *c, struct MHD_Connection *mc, int status, 
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    add_keepalive_hint(resp, c->srv);
     if (retry_after > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", retry_after);
@@ -359,6 +370,7 @@ static enum MHD_Result handle_generate(conn *c, struct MHD_Connection *mc, bn_oa
         }
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        add_keepalive_hint(resp, s);
         c->answered = true;
         ret = MHD_queue_response(mc, MHD_HTTP_OK, resp);
         MHD_destroy_response(resp);

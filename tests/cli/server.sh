@@ -43,7 +43,7 @@ health_code() {
 # start_server LOG ARGS... : sets SPID and BN_URL once /health answers 200
 start_server() {
   local log=$1; shift
-  "$B" serve -m "$MODEL" "${TOKARGS[@]}" --port 0 --ctx 256 --parallel 4 --threads 1 --timeout 2 --quiet "$@" 2>"$log" &
+  "$B" serve -m "$MODEL" "${TOKARGS[@]}" --port 0 --ctx 256 --parallel 4 --threads 1 --timeout 4 --quiet "$@" 2>"$log" &
   SPID=$!; PIDS+=("$SPID")
   local port=""
   for _ in $(seq 1 300); do

@@ -364,6 +364,8 @@ async function main() {
     r = await raw('GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.equal(r.status, 200);
     assert.deepEqual(jsonBody(r), { status: 'ok' });
+    // the idle timeout is announced, so pooled client sockets retire before we close them
+    assert.match(r.head, /^keep-alive: timeout=\d+\r?$/im);
   });
 
   await test('/metrics exports requests, tokens, latency histograms and gauges', async () => {
