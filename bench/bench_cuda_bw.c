@@ -16,7 +16,7 @@
 #include "model/model.h"
 #endif
 
-#define BN_CU_NSTAMP_ 15 /* phases traced per layer (BN_CU_NSTAMP of cuda_internal.cuh) */
+#define BN_CU_NSTAMP_ 21 /* phases traced per layer (BN_CU_NSTAMP of cuda_internal.cuh) */
 
 int main(int argc, char **argv) {
 #ifdef BITNET_CUDA
@@ -66,12 +66,16 @@ int main(int argc, char **argv) {
     bn_context *c = NULL;
     if (bn_context_create(m, &cp, &c) != BN_OK) fprintf(stderr, "bench_cuda_bw: %s\n", bn_last_error());
     static const char *names[BN_CU_NSTAMP_] = {
-        "attn norm+quant", "wait qkv weights", "qkv GEMV+prefetch", "barrier", "attention", "barrier",
-        "sub-norm+quant", "o GEMV (+wait)", "barrier", "ffn norm+quant", "gate|up GEMV (+wait)", "barrier",
-        "relu2*up sub-norm", "down GEMV (+wait)", "barrier (next layer)"};
+        "attn norm: load row", " sum of squares", " absmax", " codes + sum", "wait qkv weights", "qkv GEMV",
+        "barrier (+ next copy)", "attention", "barrier", "sub-norm+quant", "o GEMV (+wait)", "barrier (+ next copy)",
+        "ffn norm+quant", "gate|up GEMV, act*up", "barrier (+ next copy)", "down norm: load h", " sum of squares",
+        " absmax", " codes + sum", "down GEMV (+wait)", "barrier (+ next copy)"};
     const int steps = argc > 2 ? atoi(argv[2]) : 128;
-    /* variant 0: the default (TMA weight copies); 2: v4's cp.async copies */
-    for (int var = 0; c && var <= 2; var += 2) {
+    /* variant 0: the default (TMA weight copies, fence + atomic barrier);
+     * 1: release-add barrier; 2: v4's cp.async copies */
+    static const int variants[] = {0, 1, 2};
+    for (int vi = 0; c && vi < 3; vi++) {
+        const int var = variants[vi];
         double mean[BN_CU_NSTAMP_], crit[BN_CU_NSTAMP_], kus = 0;
         if (bn_cuda_trace_decode(c->cuda, steps, var, mean, crit, &kus) != BN_OK) {
             fprintf(stderr, "bench_cuda_bw: %s\n", bn_last_error());

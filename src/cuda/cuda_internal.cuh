@@ -120,7 +120,7 @@ typedef struct bn_cu_persist {
     unsigned long long *trace; /* NULL, or BN_CU_NSTAMP %globaltimer stamps
                                   per (block, layer) (bn_cuda_trace_decode) */
 } bn_cu_persist;
-#define BN_CU_NSTAMP 15
+#define BN_CU_NSTAMP 21
 
 /* Size the persistent kernel for these layers: grid (one block per SM) and
  * shared memory; fills P's layout fields. BN_ERR_UNSUPPORTED when a layer's

@@ -158,28 +158,55 @@ __device__ __forceinline__ int perm_off(int i, int cpr) {
     return (g * cpr + 2 * b + (o2 >> 4)) * 16 + (o2 & 15);
 }
 
+/* Where the next GEMV's row scales come from: n of them, the first na
+ * from a, the rest from b (the two halves of a paired slice). */
+struct bn_rs_src {
+    const float *a, *b;
+    int na, n;
+    __device__ __forceinline__ float get(int i) const { return __ldg(i < na ? a + i : b + (i - na)); }
+};
+
+/* The next GEMV's row scales (rsrc.n of them, may be 0) go to rs on the
+ * way: like the norm weights they do not depend on the activations, so
+ * their loads are issued before the row's and all three round trips to
+ * L2 overlap (v4.5: issued one after the other, each load's first use
+ * stalled its warp, and the phase paid three round trips instead of one). */
 template <int VPT>
 __device__ void p_norm_quant(const float *x, const float *up, int act, const float *w, int k, int kp, float eps,
-                             int8_t *q, float &xs, int &xsum, float *sh, int *ish, float *buf) {
+                             int8_t *q, float &xs, int &xsum, float *sh, int *ish, float *buf, bn_rs_src rsrc,
+                             float *rs, unsigned long long *ss) {
+    /* ss: NULL, or 3 trace slots (bn_cuda_trace_decode): row loaded, sum of
+     * squares reduced, absmax reduced */
     /* buf: the row staged in shared memory (k % 4 == 0, 16-byte aligned
      * rows); NULL: scalar loads (k_head_quant) */
-    if (buf) stage_row(x, up, act, k, buf);
+    const int rn = rsrc.n;
+    const float rsv = threadIdx.x < rn ? rsrc.get(threadIdx.x) : 0.0f;
     float v[2][VPT], wv[2][VPT]; /* the row and the norm weights: all loads in flight at once */
 #pragma unroll
     for (int h = 0; h < 2; h++)
 #pragma unroll
         for (int j = 0; j < VPT; j++) {
             const int i = threadIdx.x + h * PT + j * VT;
-            v[h][j] = i < k ? (buf ? buf[i] : act_cg(x, up, act, i)) : 0.0f;
             wv[h][j] = w && i < k ? __ldg(w + i) : 0.0f;
         }
+    if (buf) stage_row(x, up, act, k, buf);
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+#pragma unroll
+        for (int j = 0; j < VPT; j++) {
+            const int i = threadIdx.x + h * PT + j * VT;
+            v[h][j] = i < k ? (buf ? buf[i] : act_cg(x, up, act, i)) : 0.0f;
+        }
+    if (threadIdx.x < rn) rs[threadIdx.x] = rsv;
+    if (ss && threadIdx.x == 0) ss[0] = gtimer();
+    for (int i = threadIdx.x + PT; i < rn; i += PT) rs[i] = rsrc.get(i); /* > PT rows: not on 2B4T */
     if (w) {
-        float ss[2] = {0.0f, 0.0f};
+        float sq[2] = {0.0f, 0.0f};
 #pragma unroll
         for (int h = 0; h < 2; h++)
 #pragma unroll
-            for (int j = 0; j < VPT; j++) ss[h] = __fadd_rn(ss[h], __fmul_rn(v[h][j], v[h][j]));
-        const float a = warp_sum(ss[0]), b = warp_sum(ss[1]);
+            for (int j = 0; j < VPT; j++) sq[h] = __fadd_rn(sq[h], __fmul_rn(v[h][j], v[h][j]));
+        const float a = warp_sum(sq[0]), b = warp_sum(sq[1]);
         const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
         __syncthreads();
         if (lane == 0) {
@@ -188,6 +215,7 @@ __device__ void p_norm_quant(const float *x, const float *up, int act, const flo
         }
         __syncthreads();
         const float tot = warp_sum(sh[lane]);
+        if (ss && threadIdx.x == 0) ss[1] = gtimer();
         const float inv = __fdiv_rn(1.0f, sqrtf(__fadd_rn(__fdiv_rn(tot, (float)k), eps)));
 #pragma unroll
         for (int h = 0; h < 2; h++)
@@ -197,12 +225,14 @@ __device__ void p_norm_quant(const float *x, const float *up, int act, const flo
                 if (i < k) v[h][j] = __fmul_rn(wv[h][j], __fmul_rn(v[h][j], inv));
             }
     }
+    else if (ss && threadIdx.x == 0) ss[1] = gtimer();
     float amax = 0.0f;
 #pragma unroll
     for (int h = 0; h < 2; h++)
 #pragma unroll
         for (int j = 0; j < VPT; j++) amax = fmaxf(amax, fabsf(v[h][j]));
     amax = fmaxf(block_max(amax, sh), 1e-5f);
+    if (ss && threadIdx.x == 0) ss[2] = gtimer();
     const float s = __fmul_rn(__fdiv_rn(1.0f, amax), 127.0f);
     int sum = 0;
 #pragma unroll
@@ -223,12 +253,14 @@ __device__ void p_norm_quant(const float *x, const float *up, int act, const flo
 /* buf != NULL: the persistent kernel (row staged in shared memory, codes
  * in the permuted layout); NULL: plain layout (k_head_quant). */
 __device__ void p_norm_quant_any(const float *x, const float *up, int act, const float *w, int k, float eps, int8_t *q,
-                                 float &xs, int &xsum, float *sh, int *ish, float *buf) {
+                                 float &xs, int &xsum, float *sh, int *ish, float *buf,
+                                 bn_rs_src rsrc = {nullptr, nullptr, 0, 0}, float *rs = nullptr,
+                                 unsigned long long *ss = nullptr) {
     const int kp = (k + 127) / 128 * 128;
-    if (kp <= VT) p_norm_quant<1>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf);
-    else if (kp <= 2 * VT) p_norm_quant<2>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf);
-    else if (kp <= 4 * VT) p_norm_quant<4>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf);
-    else p_norm_quant<8>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf);
+    if (kp <= VT) p_norm_quant<1>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf, rsrc, rs, ss);
+    else if (kp <= 2 * VT) p_norm_quant<2>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf, rsrc, rs, ss);
+    else if (kp <= 4 * VT) p_norm_quant<4>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf, rsrc, rs, ss);
+    else p_norm_quant<8>(x, up, act, w, k, kp, eps, q, xs, xsum, sh, ish, buf, rsrc, rs, ss);
 }
 
 /* Rows [r0, r1) of a linear owned by block b of G. */
@@ -237,30 +269,54 @@ __device__ __forceinline__ void row_range(int M, int b, int G, int &r0, int &r1)
     r1 = (int)((long long)M * (b + 1) / G);
 }
 
+/* This block's rows of a linear: r0 .. r0+n-1, and for the fused gate|up
+ * (pair) the same rows of its second half too, so that gate i and up i
+ * meet in one block and h = act(gate) * up is formed there (v4.5: the
+ * down projection's norm then reads h, 27 KB per block from L2, instead
+ * of gate and up, 55 KB, and the activation is computed once, not by
+ * every block). Slice row rr < n is row r0 + rr, else r0 + half + rr - n. */
+struct bn_slice {
+    int r0, n, half;
+};
+__device__ __forceinline__ bn_slice block_slice(const bn_cu_linear &L, bool pair) {
+    bn_slice s;
+    int r1;
+    row_range(pair ? L.M / 2 : L.M, blockIdx.x, gridDim.x, s.r0, r1);
+    s.n = r1 - s.r0;
+    s.half = pair ? L.M / 2 : 0;
+    return s;
+}
+__device__ __forceinline__ int slice_rows(const bn_slice &s) { return s.half ? 2 * s.n : s.n; }
+__device__ __forceinline__ int slice_row(const bn_slice &s, int rr) { return rr < s.n ? s.r0 + rr : s.r0 + s.half + rr - s.n; }
+
 /* Issue the copy of this block's slice of L into dst, as one commit group
  * (an empty group when L is NULL, to keep the group count uniform). */
-__device__ __forceinline__ void prefetch(uint4 *dst, const bn_cu_linear *L, bool tma, unsigned long long *bar) {
+__device__ __forceinline__ void prefetch(uint4 *dst, const bn_cu_linear *L, bool tma, unsigned long long *bar,
+                                         bool pair = false) {
     if (tma) {
         /* every thread: its generic-proxy reads of the slot (ordered by the
          * caller's __syncthreads) before the async-proxy writes */
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
         if (L && threadIdx.x == 0) {
-            int r0, r1;
-            row_range(L->M, blockIdx.x, gridDim.x, r0, r1);
-            const unsigned bytes = (unsigned)(r1 - r0) * (unsigned)(L->Kp / 4);
-            const char *src = reinterpret_cast<const char *>(L->w) + (size_t)r0 * (L->Kp / 4);
-            mbar_expect(bar, bytes);
-            for (unsigned o = 0; o < bytes; o += 32768u)
-                tma_load(reinterpret_cast<char *>(dst) + o, src + o, bytes - o < 32768u ? bytes - o : 32768u, bar);
+            const bn_slice sl = block_slice(*L, pair);
+            const unsigned part = (unsigned)sl.n * (unsigned)(L->Kp / 4);
+            mbar_expect(bar, pair ? 2 * part : part);
+            for (int h = 0; h < (pair ? 2 : 1); h++) {
+                const char *src = reinterpret_cast<const char *>(L->w) + (size_t)(sl.r0 + h * sl.half) * (L->Kp / 4);
+                char *d = reinterpret_cast<char *>(dst) + (size_t)h * part;
+                for (unsigned o = 0; o < part; o += 32768u)
+                    tma_load(d + o, src + o, part - o < 32768u ? part - o : 32768u, bar);
+            }
         }
         return;
     }
     if (L) {
-        int r0, r1;
-        row_range(L->M, blockIdx.x, gridDim.x, r0, r1);
-        const int cpr = L->Kp / 64, n = (r1 - r0) * cpr;
-        const uint4 *src = L->w + (size_t)r0 * cpr;
-        for (int i = threadIdx.x; i < n; i += PT) cp_async16(dst + i, src + i);
+        const bn_slice sl = block_slice(*L, pair);
+        const int cpr = L->Kp / 64, n = sl.n * cpr;
+        for (int h = 0; h < (pair ? 2 : 1); h++) {
+            const uint4 *src = L->w + (size_t)(sl.r0 + h * sl.half) * cpr;
+            for (int i = threadIdx.x; i < n; i += PT) cp_async16(dst + (size_t)h * n + i, src + i);
+        }
     }
     cp_async_commit();
 }
@@ -274,14 +330,52 @@ __device__ __forceinline__ void slot_wait(bool tma, unsigned long long *bar, int
     __syncthreads();
 }
 
+/* End of a GEMV phase: refill the slot just read with the next layer's
+ * slice, then (sync) cross the grid barrier. With TMA the block arrives at
+ * the barrier first and its thread 0 issues the copy while waiting: issued
+ * before the arrival, the copy in flight slowed the barrier's fence and
+ * atomic by about as much as the copy took (v4.5: 45.6 -> 42.8 us per
+ * layer, the barrier after gate|up 4.3 -> 2.9 us; issuing the copies later,
+ * during attention, slowed attention by more than it saved). */
+__device__ __forceinline__ void refill_and_sync(uint4 *slot, const bn_cu_linear *Ln, bool tma, unsigned long long *mb,
+                                                unsigned *bar, unsigned &target, int var, bool sync, bool pair = false) {
+    if (!tma || !sync) {
+        __syncthreads();
+        prefetch(slot, Ln, tma, mb, pair);
+        if (sync) grid_sync(bar, target, var);
+        return;
+    }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); /* the slot's reads before the copy's writes */
+    __syncthreads();
+    target += gridDim.x;
+    if (threadIdx.x == 0) {
+        if (var & 1) {
+            asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
+        } else {
+            __threadfence();
+            atomicAdd(bar, 1u);
+        }
+    }
+    prefetch(slot, Ln, tma, mb, pair);
+    if (threadIdx.x == 0) {
+        unsigned v;
+        do {
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
+        } while (v < target);
+    }
+    __syncthreads();
+}
+
 /* The block's rows of y = W q from the slice in shared memory (k_tgemv's
- * arithmetic: exact integer sums, then the same two f32 products). */
-template <int LPR, bool ADD>
+ * arithmetic: exact integer sums, then the same two f32 products). PAIR
+ * (the fused gate|up, paired slice): gate and up rows go to scr, and the
+ * block writes y[i] = act(gate i) * up i for its rows i (stage_row's
+ * arithmetic, so the down projection's input is bit-identical). */
+template <int LPR, bool ADD, bool PAIR>
 __device__ void p_gemv_lpr(const uint4 *ws, const bn_cu_linear &L, const int8_t *qs, float xs, int xsum, const float *rs,
-                           float *xo, float *y) {
-    int r0, r1;
-    row_range(L.M, blockIdx.x, gridDim.x, r0, r1);
-    const int nrows = r1 - r0, cpr = L.Kp / 64, sl = threadIdx.x % LPR;
+                           float *xo, float *y, float *scr, int act) {
+    const bn_slice bs = block_slice(L, PAIR);
+    const int nrows = slice_rows(bs), cpr = L.Kp / 64, sl = threadIdx.x % LPR;
     for (int rb = 0; rb < nrows; rb += PT / LPR) {
         const int rr = rb + threadIdx.x / LPR;
         const bool ok = rr < nrows;
@@ -305,9 +399,11 @@ __device__ void p_gemv_lpr(const uint4 *ws, const bn_cu_linear &L, const int8_t 
 #pragma unroll
         for (int o = LPR / 2; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
         if (ok && sl == 0) {
-            const int row = r0 + rr;
+            const int row = slice_row(bs, rr);
             const float r = __fmul_rn(__fmul_rn((float)(acc - xsum), rs[rr]), xs);
-            if (ADD) { /* the residual rows this block owns live in xo */
+            if (PAIR) {
+                scr[rr] = r;
+            } else if (ADD) { /* the residual rows this block owns live in xo */
                 const float nv = __fadd_rn(xo[rr], r);
                 xo[rr] = nv;
                 y[row] = nv;
@@ -316,25 +412,34 @@ __device__ void p_gemv_lpr(const uint4 *ws, const bn_cu_linear &L, const int8_t 
             }
         }
     }
+    if (PAIR) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < bs.n; i += PT) y[bs.r0 + i] = act_of(scr[i], scr[bs.n + i], act);
+    }
 }
 
 /* xo: with ADD, the block's rows of the residual x (y), kept in shared
  * memory across the whole step (o and down share the row partition). */
-template <bool ADD>
+template <bool ADD, bool PAIR = false>
 __device__ void p_gemv(const uint4 *ws, const bn_cu_linear &L, const int8_t *qs, float xs, int xsum, const float *rs,
-                       float *xo, float *y) {
+                       float *xo, float *y, float *scr = nullptr, int act = 0) {
     const int cpr = L.Kp / 64;
-    if (cpr <= 64) p_gemv_lpr<8, ADD>(ws, L, qs, xs, xsum, rs, xo, y);
-    else if (cpr <= 128) p_gemv_lpr<16, ADD>(ws, L, qs, xs, xsum, rs, xo, y);
-    else p_gemv_lpr<32, ADD>(ws, L, qs, xs, xsum, rs, xo, y);
+    if (cpr <= 64) p_gemv_lpr<8, ADD, PAIR>(ws, L, qs, xs, xsum, rs, xo, y, scr, act);
+    else if (cpr <= 128) p_gemv_lpr<16, ADD, PAIR>(ws, L, qs, xs, xsum, rs, xo, y, scr, act);
+    else p_gemv_lpr<32, ADD, PAIR>(ws, L, qs, xs, xsum, rs, xo, y, scr, act);
 }
 
 /* The row scales of the block's rows into shared memory, issued at the
  * start of a phase so their latency hides behind the norm's loads. */
-__device__ __forceinline__ void load_rscale(const bn_cu_linear &L, float *rs) {
-    int r0, r1;
-    row_range(L.M, blockIdx.x, gridDim.x, r0, r1);
-    for (int i = threadIdx.x; i < r1 - r0; i += PT) rs[i] = __ldg(L.rscale + r0 + i);
+/* Norm + quantization of a phase's input, with this block's row scales of
+ * the linear L that reads it loaded on the way. */
+__device__ __forceinline__ void p_norm_for(const bn_cu_linear &L, const float *x, const float *up, int act,
+                                           const float *w, int k, float eps, int8_t *q, float &xs, int &xsum,
+                                           float *sh, int *ish, float *buf, float *rs, bool pair = false,
+                                           unsigned long long *ss = nullptr) {
+    const bn_slice sl = block_slice(L, pair);
+    const bn_rs_src src = {L.rscale + sl.r0, L.rscale + sl.r0 + sl.half, sl.n, slice_rows(sl)};
+    p_norm_quant_any(x, up, act, w, k, eps, q, xs, xsum, sh, ish, buf, src, rs, ss);
 }
 
 __device__ __forceinline__ void kv_put(float *p, float v) { *p = v; }
@@ -571,7 +676,7 @@ __global__ void __launch_bounds__(PT, 1) k_decode_persist(const bn_cu_persist P)
     const bn_cu_layer *L0 = lt;
     prefetch(SLOT(0), &L0->qkv, tma, &mbar[0]);
     prefetch(SLOT(1), &L0->o, tma, &mbar[1]);
-    prefetch(SLOT(2), &L0->gu, tma, &mbar[2]);
+    prefetch(SLOT(2), &L0->gu, tma, &mbar[2], true);
     prefetch(SLOT(3), &L0->down, tma, &mbar[3]);
     const int seq = s_in[1], pos = s_in[2];
     {
@@ -606,55 +711,45 @@ __global__ void __launch_bounds__(PT, 1) k_decode_persist(const bn_cu_persist P)
         const bn_cu_layer *Ln = l + 1 < P.n_layer ? Ly + 1 : nullptr;
         /* norm + q|k|v */
         STAMP(0);
-        load_rscale(Ly->qkv, rs);
-        p_norm_quant_any(P.x, nullptr, 0, Ly->attn_norm, P.e, P.eps, qs, xs, xsum, red, ired, stage);
-        STAMP(1);
-        slot_wait(tma, &mbar[0], l);
-        STAMP(2);
-        p_gemv<false>(SLOT(0), Ly->qkv, qs, xs, xsum, rs, xo, P.qkv);
-        __syncthreads();
-        prefetch(SLOT(0), Ln ? &Ln->qkv : nullptr, tma, &mbar[0]);
-        STAMP(3);
-        grid_sync(P.bar, target, var);
+        p_norm_for(Ly->qkv, P.x, nullptr, 0, Ly->attn_norm, P.e, P.eps, qs, xs, xsum, red, ired, stage, rs, false,
+                   tr ? tr + (size_t)l * BN_CU_NSTAMP + 1 : nullptr);
         STAMP(4);
+        slot_wait(tma, &mbar[0], l);
+        STAMP(5);
+        p_gemv<false>(SLOT(0), Ly->qkv, qs, xs, xsum, rs, xo, P.qkv);
+        STAMP(6);
+        refill_and_sync(SLOT(0), Ln ? &Ln->qkv : nullptr, tma, &mbar[0], P.bar, target, var, true);
+        STAMP(7);
         /* attention (RoPE and the KV store inside) */
         if (P.kv.f16) p_attention<__half>(P, l, pos, seq, ascr, stage, red, &last);
         else p_attention<float>(P, l, pos, seq, ascr, stage, red, &last);
-        STAMP(5);
-        grid_sync(P.bar, target, var);
-        STAMP(6);
-        /* sub-norm + o, added into x */
-        load_rscale(Ly->o, rs);
-        p_norm_quant_any(P.att, nullptr, 0, Ly->attn_sub, P.qd, P.eps, qs, xs, xsum, red, ired, stage);
-        STAMP(7);
-        slot_wait(tma, &mbar[1], l);
-        p_gemv<true>(SLOT(1), Ly->o, qs, xs, xsum, rs, xo, P.x);
-        __syncthreads();
-        prefetch(SLOT(1), Ln ? &Ln->o : nullptr, tma, &mbar[1]);
         STAMP(8);
         grid_sync(P.bar, target, var);
         STAMP(9);
-        /* norm + gate|up */
-        load_rscale(Ly->gu, rs);
-        p_norm_quant_any(P.x, nullptr, 0, Ly->ffn_norm, P.e, P.eps, qs, xs, xsum, red, ired, stage);
+        /* sub-norm + o, added into x */
+        p_norm_for(Ly->o, P.att, nullptr, 0, Ly->attn_sub, P.qd, P.eps, qs, xs, xsum, red, ired, stage, rs);
         STAMP(10);
-        slot_wait(tma, &mbar[2], l);
-        p_gemv<false>(SLOT(2), Ly->gu, qs, xs, xsum, rs, xo, P.gu);
-        __syncthreads();
-        prefetch(SLOT(2), Ln ? &Ln->gu : nullptr, tma, &mbar[2]);
+        slot_wait(tma, &mbar[1], l);
+        p_gemv<true>(SLOT(1), Ly->o, qs, xs, xsum, rs, xo, P.x);
         STAMP(11);
-        grid_sync(P.bar, target, var);
+        refill_and_sync(SLOT(1), Ln ? &Ln->o : nullptr, tma, &mbar[1], P.bar, target, var, true);
         STAMP(12);
-        /* act(gate)*up, sub-norm + down, added into x */
-        load_rscale(Ly->down, rs);
-        p_norm_quant_any(P.gu, P.gu + P.f, P.act, Ly->ffn_sub, P.f, P.eps, qs, xs, xsum, red, ired, stage);
+        /* norm + gate|up */
+        p_norm_for(Ly->gu, P.x, nullptr, 0, Ly->ffn_norm, P.e, P.eps, qs, xs, xsum, red, ired, stage, rs, true);
         STAMP(13);
+        slot_wait(tma, &mbar[2], l);
+        p_gemv<false, true>(SLOT(2), Ly->gu, qs, xs, xsum, rs, xo, P.gu, stage, P.act);
+        STAMP(14);
+        refill_and_sync(SLOT(2), Ln ? &Ln->gu : nullptr, tma, &mbar[2], P.bar, target, var, true, true);
+        STAMP(15);
+        /* act(gate)*up, sub-norm + down, added into x */
+        p_norm_for(Ly->down, P.gu, nullptr, 0, Ly->ffn_sub, P.f, P.eps, qs, xs, xsum, red, ired, stage, rs, false,
+                   tr ? tr + (size_t)l * BN_CU_NSTAMP + 16 : nullptr);
+        STAMP(19);
         slot_wait(tma, &mbar[3], l);
         p_gemv<true>(SLOT(3), Ly->down, qs, xs, xsum, rs, xo, P.x);
-        __syncthreads();
-        prefetch(SLOT(3), Ln ? &Ln->down : nullptr, tma, &mbar[3]);
-        STAMP(14);
-        if (Ln) grid_sync(P.bar, target, var);
+        STAMP(20);
+        refill_and_sync(SLOT(3), Ln ? &Ln->down : nullptr, tma, &mbar[3], P.bar, target, var, Ln != nullptr);
     }
     if (clk) {
         clk[2] = gtimer();
@@ -754,7 +849,8 @@ bn_status bn_cu_persist_plan(const bn_cu_layer *layers, int n_layer, int max_k, 
         size_t mx = 0;
         for (int l = 0; l < n_layer; l++) {
             const bn_cu_linear *L = i == 0 ? &layers[l].qkv : i == 1 ? &layers[l].o : i == 2 ? &layers[l].gu : &layers[l].down;
-            const size_t rows = ((size_t)L->M + G - 1) / G;
+            /* gate|up: paired slices (block_slice), the same rows of each half */
+            const size_t rows = i == 2 ? 2 * (((size_t)L->M / 2 + G - 1) / G) : ((size_t)L->M + G - 1) / G;
             if (rows * (size_t)L->Kp / 4 > mx) mx = rows * (size_t)L->Kp / 4;
         }
         P->slot_bytes[i] = (int)mx;
@@ -776,8 +872,11 @@ bn_status bn_cu_persist_plan(const bn_cu_layer *layers, int n_layer, int max_k, 
     size_t maxrows = 0;
     for (int l = 0; l < n_layer; l++) {
         const bn_cu_linear *ls[4] = {&layers[l].qkv, &layers[l].o, &layers[l].gu, &layers[l].down};
-        for (int i = 0; i < 4; i++)
-            if (((size_t)ls[i]->M + G - 1) / G > maxrows) maxrows = ((size_t)ls[i]->M + G - 1) / G;
+        for (int i = 0; i < 4; i++) {
+            const size_t rows = i == 2 ? 2 * (((size_t)ls[i]->M / 2 + G - 1) / G) : ((size_t)ls[i]->M + G - 1) / G;
+            if (rows > maxrows) maxrows = rows;
+        }
+        if (layers[l].gu.M % 2) return bn_fail(BN_ERR_UNSUPPORTED, "cuda: gate|up of odd height");
         if (layers[l].o.M != layers[0].o.M || layers[l].down.M != layers[0].o.M)
             return bn_fail(BN_ERR_UNSUPPORTED, "cuda: o and down projections of different heights");
     }
