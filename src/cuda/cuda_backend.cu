@@ -705,6 +705,19 @@ extern "C" bn_status bn_cuda_seq_copy(bn_cuda_state *s, int32_t src, int32_t dst
     return BN_OK;
 }
 
+extern "C" bool bn_cuda_pin(void *p, size_t bytes) {
+    if (!p || !bytes) return false;
+    if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not sticky: leave the buffer pageable */
+        return false;
+    }
+    return true;
+}
+
+extern "C" void bn_cuda_unpin(void *p) {
+    if (p && cudaHostUnregister(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
 /* ---- instrumentation (bench_cuda_bw): where a persistent step's time goes */
 
 extern "C" bn_status bn_cuda_trace_decode(bn_cuda_state *s, int steps, int variant, double *mean_us, double *crit_us,

@@ -32,12 +32,17 @@ bn_status bn_cuda_forward_chunk(bn_cuda_state *s, int n, const int32_t *tokens, 
 /* Instrumentation of the persistent batch-1 kernel (bench_cuda_bw): steps
  * single-token launches at positions 0..steps-1 of sequence 0 (the cache is
  * overwritten), each timed alone (kernel_us: mean) and again with
- * %globaltimer stamps; per phase k < 15 (see cuda_persist.cu), mean_us[k]
+ * %globaltimer stamps; per phase k < BN_CU_NSTAMP (21, see cuda_persist.cu), mean_us[k]
  * is the mean time a block spends in it and crit_us[k] the time from the
  * last block entering it to the last block leaving it (their sum over k is
  * a layer). variant: experiment bits of the kernel (0 = the default). */
 bn_status bn_cuda_trace_decode(bn_cuda_state *s, int steps, int variant, double *mean_us, double *crit_us,
                                double *kernel_us);
+
+/* Page-lock a host buffer that logits are copied into (cudaHostRegister);
+ * false leaves it pageable (correct, slower). bn_cuda_unpin before freeing. */
+bool bn_cuda_pin(void *p, size_t bytes);
+void bn_cuda_unpin(void *p);
 
 /* Copy the first n cached positions of sequence src to dst. */
 bn_status bn_cuda_seq_copy(bn_cuda_state *s, int32_t src, int32_t dst, int32_t n);

@@ -47,6 +47,7 @@ struct bn_context {
     /* results of the last bn_decode */
     float   *logits;       /* [n_rows, n_vocab]                    */
     size_t   logits_cap;   /* rows allocated                       */
+    bool     logits_pinned; /* page-locked for the CUDA backend's copies */
     int32_t *logit_row;    /* [n_tokens] row index or -1           */
     int32_t  n_tokens_last;
     size_t   logit_row_cap;
