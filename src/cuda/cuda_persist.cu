@@ -638,6 +638,11 @@ __device__ void p_attention(const bn_cu_persist &P, int layer, int pos, int seq,
     }
 }
 
+/* TRACE: the instrumented instance (bench_cuda_bw). The production one has
+ * no stamp code at all: the trace pointers were live registers, and at the
+ * 128-register cap they pushed the kernel's spills from 12/20 to 40/64
+ * bytes (ptxas -v, stores/loads). */
+template <bool TRACE>
 __global__ void __launch_bounds__(PT, 1) k_decode_persist(const bn_cu_persist P) {
     extern __shared__ __align__(16) unsigned char psm[];
     __shared__ float red[32];
@@ -697,7 +702,7 @@ __global__ void __launch_bounds__(PT, 1) k_decode_persist(const bn_cu_persist P)
     grid_sync(P.bar, target, var);
     float xs;
     int xsum;
-    unsigned long long *tr = P.trace && threadIdx.x == 0 ? P.trace + (size_t)blockIdx.x * P.n_layer * BN_CU_NSTAMP : nullptr;
+    unsigned long long *tr = TRACE && P.trace && threadIdx.x == 0 ? P.trace + (size_t)blockIdx.x * P.n_layer * BN_CU_NSTAMP : nullptr;
 #define STAMP(k) do { if (tr) tr[(size_t)l * BN_CU_NSTAMP + (k)] = gtimer(); } while (0)
     /* block 0 also records (time, SM clock) at the start and the end: the
      * SM clock rate during the step */
@@ -887,11 +892,14 @@ bn_status bn_cu_persist_plan(const bn_cu_layer *layers, int n_layer, int max_k, 
     if (off + 512 > (size_t)optin)
         return bn_fail(BN_ERR_UNSUPPORTED, "cuda: a layer's weight slices need %zu bytes of shared memory per block (%d)",
                        off, optin);
-    BN_CU(cudaFuncSetAttribute(k_decode_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)off),
+    int per_sm = 0, per_sm_t = 0;
+    BN_CU(cudaFuncSetAttribute(k_decode_persist<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)off),
           "persistent kernel shared memory");
-    int per_sm = 0;
-    BN_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_decode_persist, PT, off), "occupancy");
-    if (per_sm < 1) return bn_fail(BN_ERR_UNSUPPORTED, "cuda: the persistent kernel does not fit an SM");
+    BN_CU(cudaFuncSetAttribute(k_decode_persist<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)off),
+          "persistent kernel shared memory");
+    BN_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_decode_persist<false>, PT, off), "occupancy");
+    BN_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_t, k_decode_persist<true>, PT, off), "occupancy");
+    if (per_sm < 1 || per_sm_t < 1) return bn_fail(BN_ERR_UNSUPPORTED, "cuda: the persistent kernel does not fit an SM");
     *grid = G;
     *smem = off;
     return BN_OK;
@@ -909,7 +917,8 @@ void bn_cu_persist_launch(cudaStream_t st, const bn_cu_persist *P, int grid, siz
     at[0].val.cooperative = 1;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    cudaLaunchKernelEx(&cfg, k_decode_persist, *P);
+    if (P->trace) cudaLaunchKernelEx(&cfg, k_decode_persist<true>, *P);
+    else cudaLaunchKernelEx(&cfg, k_decode_persist<false>, *P);
 }
 
 void bn_cu_head_quant(cudaStream_t st, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
