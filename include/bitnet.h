@@ -392,6 +392,16 @@ bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
                             const int32_t *history, int32_t n_history,
                             int32_t n_top, bn_sample_info *info, int32_t *out_token);
 
+/* Sample from the logits of token i of the context's last batch: the same
+ * token as bn_sampler_sample on bn_get_logits(ctx, i). On the CUDA backend
+ * a decode step's logits stay on the GPU, and greedy or top-k (k <= 64)
+ * sampling without info chooses the k candidates there (bias and penalties
+ * applied on the device): k (id, logit) pairs cross the bus instead of the
+ * row, and the rest of the pipeline runs on them. Anything else (no top-k,
+ * log-probabilities) reads the row. */
+bn_status bn_sample(bn_context *ctx, int32_t i, bn_sampler *s, const int32_t *history, int32_t n_history,
+                    int32_t n_top, bn_sample_info *info, int32_t *out_token);
+
 /* ---------------------------------------------------------------- generate */
 
 /* A cancellation flag that another thread (or a signal handler: setting it

@@ -20,6 +20,7 @@ int main(void) {
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_test.h"
 #include "kernels/kernels.h"
+#include "model/context.h"
 
 #define V 512
 
@@ -350,6 +351,98 @@ static void test_int8_head(void) {
     bn_model_free(m);
 }
 
+/* bn_sample on a CUDA context picks greedy / top-k candidates on the GPU:
+ * the token must equal the host sampler's on the same row, step after step
+ * (the same random stream), with bias and penalties, for two sequences
+ * decoded together; top-k 0 and log-probabilities read the row instead. */
+static void test_device_sampling(bn_model *m) {
+    const bn_logit_bias bias[] = {{17, 4.0f}, {23, -INFINITY}, {17, 0.5f}, {V + 5, 9.0f}, {3, -2.0f}};
+    struct { float temp, top_p, min_p, rep, pres, freq; int top_k, last_n, n_bias; bool device; } cases[] = {
+        {0.0f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0, 64, 0, true},        /* greedy */
+        {0.8f, 0.95f, 0.05f, 1.0f, 0.0f, 0.0f, 40, 64, 0, true},     /* the CLI defaults */
+        {1.5f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 64, 64, 0, true},       /* the largest device k */
+        {1.0f, 0.9f, 0.0f, 1.3f, 0.5f, 0.25f, 8, 16, 5, true},       /* penalties and bias */
+        {0.0f, 1.0f, 0.0f, 1.2f, 0.0f, 0.0f, 0, -1, 5, true},        /* greedy with both */
+        {1.0f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0, 64, 0, false},       /* no top-k: the row */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        bn_context *c = gpu_context(m, 64, 2, false);
+        if (!c) return;
+        bn_sampler_params sp = bn_sampler_default_params();
+        sp.temperature = cases[ci].temp;
+        sp.top_k = cases[ci].top_k;
+        sp.top_p = cases[ci].top_p;
+        sp.min_p = cases[ci].min_p;
+        sp.repeat_penalty = cases[ci].rep;
+        sp.presence_penalty = cases[ci].pres;
+        sp.frequency_penalty = cases[ci].freq;
+        sp.repeat_last_n = cases[ci].last_n;
+        sp.logit_bias = bias;
+        sp.n_logit_bias = cases[ci].n_bias;
+        bn_sampler *dev[2] = {NULL, NULL}, *host[2] = {NULL, NULL};
+        for (int q = 0; q < 2; q++) {
+            sp.seed = 1000 + 7 * ci + (uint64_t)q;
+            CHECK_OK(bn_sampler_create(&sp, &dev[q]));
+            CHECK_OK(bn_sampler_create(&sp, &host[q]));
+        }
+        /* two prompts, then 12 steps of both sequences in one batch */
+        int32_t hist[2][64], nh[2] = {0, 0}, next[2];
+        const int32_t *prompts[2] = {seq7, seq33};
+        const int np[2] = {7, 33};
+        for (int q = 0; q < 2; q++) {
+            int32_t sid[33];
+            for (int j = 0; j < np[q]; j++) sid[j] = q;
+            bn_batch b = {.n_tokens = np[q], .tokens = prompts[q], .seq_ids = sid};
+            CHECK_OK(bn_decode(c, &b));
+            for (int j = 0; j < np[q] && nh[q] < 64; j++) hist[q][nh[q]++] = prompts[q][j];
+            const int64_t before = c->n_device_samples;
+            int32_t td = -1, th = -2;
+            CHECK_OK(bn_sample(c, np[q] - 1, dev[q], hist[q], nh[q], 0, NULL, &td));
+            CHECK(c->n_device_samples - before == (cases[ci].device ? 1 : 0));
+            CHECK_OK(bn_sampler_sample(host[q], bn_get_logits(c, np[q] - 1), V, hist[q], nh[q], 0, NULL, &th));
+            CHECK(td == th);
+            next[q] = td;
+        }
+        int agree = 0, steps = 0;
+        for (int step = 0; step < 12; step++) {
+            const int32_t toks[2] = {next[0], next[1]}, sid[2] = {0, 1};
+            bn_batch b = {.n_tokens = 2, .tokens = toks, .seq_ids = sid};
+            CHECK_OK(bn_decode(c, &b));
+            /* both rows on the device first (the first host read copies them) */
+            int32_t td[2] = {-1, -1};
+            const int64_t before = c->n_device_samples;
+            for (int q = 0; q < 2; q++) {
+                if (nh[q] < 64) hist[q][nh[q]++] = toks[q];
+                CHECK_OK(bn_sample(c, q, dev[q], hist[q], nh[q], 0, NULL, &td[q]));
+            }
+            CHECK(c->n_device_samples - before == (cases[ci].device ? 2 : 0));
+            for (int q = 0; q < 2; q++) {
+                int32_t th = -2;
+                CHECK_OK(bn_sampler_sample(host[q], bn_get_logits(c, q), V, hist[q], nh[q], 0, NULL, &th));
+                agree += td[q] == th;
+                steps++;
+                next[q] = td[q];
+            }
+        }
+        CHECK(agree == steps);
+        if (ci == 0) CHECK(next[0] != 23 || cases[ci].n_bias == 0);
+        /* log-probabilities: always the host row */
+        bn_sample_info info;
+        int32_t t = -1;
+        const int64_t before = c->n_device_samples;
+        CHECK_OK(bn_sample(c, 0, dev[0], hist[0], nh[0], 3, &info, &t));
+        CHECK(c->n_device_samples == before && info.token == t && info.n_top == 3);
+        /* a batch token without logits */
+        CHECK(bn_sample(c, 5, dev[0], hist[0], nh[0], 0, NULL, &t) != BN_OK);
+        fprintf(stderr, "  case %zu: %d of %d steps agree (device %d)\n", ci, agree, steps, (int)cases[ci].device);
+        for (int q = 0; q < 2; q++) {
+            bn_sampler_free(dev[q]);
+            bn_sampler_free(host[q]);
+        }
+        bn_context_free(c);
+    }
+}
+
 int main(int argc, char **argv) {
     /* --short: fewer decode steps in test_decode_exact (compute-sanitizer
      * racecheck runs the persistent kernel ~1000x slower) */
@@ -393,6 +486,8 @@ int main(int argc, char **argv) {
         test_multi_sequence(m);
         g_flags = 0;
         /* the persistent kernel against the separate kernels, bit for bit */
+        fprintf(stderr, "-- test_device_sampling\n");
+        test_device_sampling(m);
         fprintf(stderr, "-- test_decode_exact\n");
         test_decode_exact(m, 0, sep, 6, brief ? 9 : 40, "persistent vs separate kernels");
         test_decode_exact(m, 0, sep, 255, brief ? 258 : 270, "persistent vs separate, across a split");

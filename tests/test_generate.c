@@ -373,6 +373,34 @@ static void test_perplexity_matches_reference(void) {
     free(ref);
 }
 
+/* bn_sample on a CPU context is bn_sampler_sample on the row (the CUDA
+ * path's equality is in test_cuda); bad rows and arguments fail cleanly. */
+static void test_sample_row(void) {
+    bn_context *ctx = make_ctx(64, 1);
+    if (!ctx) return;
+    bn_batch b = {.n_tokens = 6, .tokens = g_ref};
+    CHECK_OK(bn_decode(ctx, &b));
+    bn_sampler_params sp = bn_sampler_default_params();
+    sp.repeat_penalty = 1.3f;
+    sp.seed = 11;
+    bn_sampler *a = NULL, *h = NULL;
+    CHECK_OK(bn_sampler_create(&sp, &a));
+    CHECK_OK(bn_sampler_create(&sp, &h));
+    for (int k = 0; k < 20; k++) {
+        int32_t ta = -1, th = -2;
+        CHECK_OK(bn_sample(ctx, 5, a, g_ref, 6, 0, NULL, &ta));
+        CHECK_OK(bn_sampler_sample(h, bn_get_logits(ctx, 5), N_VOCAB, g_ref, 6, 0, NULL, &th));
+        CHECK(ta == th);
+    }
+    int32_t t;
+    CHECK(bn_sample(ctx, 2, a, NULL, 0, 0, NULL, &t) != BN_OK); /* no logits for token 2 */
+    CHECK(bn_sample(ctx, 5, a, NULL, 3, 0, NULL, &t) != BN_OK); /* history count without ids */
+    CHECK(bn_sample(NULL, 5, a, NULL, 0, 0, NULL, &t) != BN_OK);
+    bn_sampler_free(a);
+    bn_sampler_free(h);
+    bn_context_free(ctx);
+}
+
 int main(void) {
     if (!load_fixtures()) {
         CHECK(!"fixtures");
@@ -386,6 +414,7 @@ int main(void) {
     RUN(test_cancel);
     RUN(test_text_and_stop_strings);
     RUN(test_perplexity_matches_reference);
+    RUN(test_sample_row);
     bn_model_free(g_model);
     return bn_test_finish("test_generate");
 }

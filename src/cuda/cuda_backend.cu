@@ -97,7 +97,17 @@ struct bn_cuda_state {
     bn_cu_graph     graphs[BN_CU_NGRAPH];
     int             n_graphs;
     bool            graphs_off;
+    /* deferred logits: device row j of `logits` is host row lazy_dst[j] */
+    int            *lazy_dst;
+    int             lazy_n;
+    /* sampling (cuda_sample.cu): an adjusted copy of a row, the candidate
+     * keys of both passes, the adjustment lists (pinned staging + device) */
+    float          *srow;
+    unsigned long long *keys1, *keys, *h_keys;
+    int            *d_adj, *h_adj;
 };
+
+#define BN_CU_ADJ_MAX 4096 /* bias + penalty entries per sampled row */
 
 extern "C" bn_status bn_cuda_probe(char *desc, size_t cap) {
     int n = 0;
@@ -313,10 +323,13 @@ extern "C" void bn_cuda_free(bn_cuda_state *s) {
     for (int i = 0; i < s->n_graphs; i++) cudaGraphExecDestroy(s->graphs[i].exec);
     if (s->blas) cublasDestroy(s->blas);
     void *dbufs[] = {s->d_layers, s->bar, s->hq, s->hxs, s->arena, s->w8arena, s->kv.k, s->kv.v, s->x, s->qkv, s->att, s->gu, s->part, s->counters, s->logits, s->hn,
-                     s->act.q, s->act.xs, s->act.xsum, s->in, s->wexp, s->gacc, s->blas_ws};
+                     s->act.q, s->act.xs, s->act.xsum, s->in, s->wexp, s->gacc, s->blas_ws, s->srow, s->keys1, s->keys, s->d_adj};
     for (size_t i = 0; i < sizeof dbufs / sizeof dbufs[0]; i++)
         if (dbufs[i]) cudaFree(dbufs[i]);
     if (s->h_in) cudaFreeHost(s->h_in);
+    if (s->h_keys) cudaFreeHost(s->h_keys);
+    if (s->h_adj) cudaFreeHost(s->h_adj);
+    free(s->lazy_dst);
     if (s->st) cudaStreamDestroy(s->st);
     free(s->layers);
     free(s);
@@ -434,6 +447,10 @@ static bn_status create_buffers(bn_cuda_state *s) {
         {(void **)&s->act.xs, nc * 4, "scales"},
         {(void **)&s->act.xsum, nc * 4, "sums"},
         {(void **)&s->in, nc * 4 * 4, "step inputs"},
+        {(void **)&s->srow, (uint64_t)hp->n_vocab * 4, "sampling row"},
+        {(void **)&s->keys1, (uint64_t)BN_CU_TOPK_KEYS * 8, "sampling candidates"},
+        {(void **)&s->keys, (uint64_t)BN_CU_TOPK_MAX * 8, "sampling candidates"},
+        {(void **)&s->d_adj, (uint64_t)BN_CU_ADJ_MAX * 4 * 4, "sampling adjustments"},
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
         if ((st = dalloc(b[i].p, b[i].n, &ws, b[i].what)) != BN_OK) return st;
@@ -456,6 +473,10 @@ static bn_status create_buffers(bn_cuda_state *s) {
     if ((st = dalloc(&s->blas_ws, blas_ws, &ws, "cuBLAS workspace")) != BN_OK) return st;
     BN_CB(cublasSetWorkspace(s->blas, s->blas_ws, blas_ws), "workspace");
     BN_CU(cudaMallocHost((void **)&s->h_in, (size_t)nc * 4 * 4), "pinned staging");
+    BN_CU(cudaMallocHost((void **)&s->h_keys, (size_t)BN_CU_TOPK_MAX * 8), "pinned staging");
+    BN_CU(cudaMallocHost((void **)&s->h_adj, (size_t)BN_CU_ADJ_MAX * 4 * 4), "pinned staging");
+    s->lazy_dst = (int *)malloc((size_t)hrows * sizeof(int));
+    if (!s->lazy_dst) return bn_fail(BN_ERR_NOMEM, "out of memory");
     if (s->qh_codes) {
         if ((st = dalloc((void **)&s->hq, hrows * kpmax, &ws, "head input")) != BN_OK) return st;
         if ((st = dalloc((void **)&s->hxs, hrows * 4, &ws, "head scales")) != BN_OK) return st;
@@ -633,7 +654,10 @@ fail:
 }
 
 extern "C" bn_status bn_cuda_forward_chunk(bn_cuda_state *s, int n, const int32_t *tokens, const int32_t *seq,
-                                           const int32_t *pos, const int32_t *out_rows, float *logits) {
+                                           const int32_t *pos, const int32_t *out_rows, float *logits, bool defer,
+                                           bool *deferred) {
+    *deferred = false;
+    s->lazy_n = 0; /* the device rows of the last call are overwritten now */
     if (n <= 0 || n > s->n_chunk) return bn_fail(BN_ERR_INVALID_ARG, "cuda: %d tokens in a chunk of %d", n, s->n_chunk);
     const int nc = s->n_chunk;
     const size_t V = (size_t)s->m->hp.n_vocab;
@@ -664,6 +688,13 @@ extern "C" bn_status bn_cuda_forward_chunk(bn_cuda_state *s, int n, const int32_
             st = run_head(s, 0, c0);
             done = c0;
         }
+    }
+    /* rows that one head pass computed may stay where they are */
+    if (st == BN_OK && defer && cnt > 0 && done == cnt) {
+        memcpy(s->lazy_dst, dst_row, (size_t)cnt * sizeof(int));
+        s->lazy_n = cnt;
+        *deferred = true;
+        cnt = 0;
     }
     /* copy the computed rows back, then the remaining groups of rows */
     for (int r0 = 0; st == BN_OK && r0 < cnt;) {
@@ -702,6 +733,70 @@ extern "C" bn_status bn_cuda_seq_copy(bn_cuda_state *s, int32_t src, int32_t dst
         BN_CU(cudaMemcpyAsync(Vc + d0, Vc + so, (size_t)n * kvd * es, cudaMemcpyDeviceToDevice, s->st), "copying V");
     }
     BN_CU(cudaStreamSynchronize(s->st), "copying a sequence");
+    return BN_OK;
+}
+
+static int lazy_index(const bn_cuda_state *s, int32_t row) {
+    for (int j = 0; j < s->lazy_n; j++)
+        if (s->lazy_dst[j] == row) return j;
+    return -1;
+}
+
+extern "C" bn_status bn_cuda_logits_fetch(bn_cuda_state *s, float *logits) {
+    const size_t V = (size_t)s->m->hp.n_vocab;
+    cudaError_t ce = cudaSuccess;
+    for (int j = 0; ce == cudaSuccess && j < s->lazy_n;) {
+        int k = 1;
+        while (j + k < s->lazy_n && s->lazy_dst[j + k] == s->lazy_dst[j] + k) k++;
+        ce = cudaMemcpyAsync(logits + (size_t)s->lazy_dst[j] * V, s->logits + (size_t)j * V, (size_t)k * V * 4,
+                             cudaMemcpyDeviceToHost, s->st);
+        j += k;
+    }
+    if (ce == cudaSuccess) ce = cudaStreamSynchronize(s->st);
+    return ce == cudaSuccess ? BN_OK : bn_cuda_fail(ce, "reading logits");
+}
+
+extern "C" bn_status bn_cuda_top_k(bn_cuda_state *s, int32_t row, const bn_logit_adjust *a, int32_t k, int32_t *ids,
+                                   float *logits, int32_t *n) {
+    const int j = lazy_index(s, row);
+    const int V = s->m->hp.n_vocab;
+    *n = 0;
+    if (j < 0 || k < 1 || k > BN_CU_TOPK_MAX || bn_cu_topk_blocks(V) * k > BN_CU_TOPK_KEYS ||
+        a->n_bias < 0 || a->n_pen < 0 || a->n_bias > BN_CU_ADJ_MAX || a->n_pen > BN_CU_ADJ_MAX)
+        return BN_ERR_UNSUPPORTED; /* the caller samples the host row */
+    for (int i = 0; i < a->n_bias; i++)
+        if (a->bias_tok[i] < 0 || a->bias_tok[i] >= V) return bn_fail(BN_ERR_INVALID_ARG, "cuda: bias token out of range");
+    for (int i = 0; i < a->n_pen; i++)
+        if (a->pen_tok[i] < 0 || a->pen_tok[i] >= V) return bn_fail(BN_ERR_INVALID_ARG, "cuda: penalized token out of range");
+    /* staging: bias tokens | penalized tokens | counts | biases, ADJ_MAX each */
+    int *h = s->h_adj;
+    if (a->n_bias) {
+        memcpy(h, a->bias_tok, (size_t)a->n_bias * 4);
+        memcpy(h + 3 * BN_CU_ADJ_MAX, a->bias, (size_t)a->n_bias * 4);
+    }
+    if (a->n_pen) {
+        memcpy(h + BN_CU_ADJ_MAX, a->pen_tok, (size_t)a->n_pen * 4);
+        memcpy(h + 2 * BN_CU_ADJ_MAX, a->pen_cnt, (size_t)a->n_pen * 4);
+    }
+    cudaError_t ce = cudaMemcpyAsync(s->srow, s->logits + (size_t)j * V, (size_t)V * 4, cudaMemcpyDeviceToDevice, s->st);
+    if (ce == cudaSuccess && a->n_bias + a->n_pen > 0)
+        ce = cudaMemcpyAsync(s->d_adj, h, (size_t)BN_CU_ADJ_MAX * 4 * 4, cudaMemcpyHostToDevice, s->st);
+    if (ce != cudaSuccess) return bn_cuda_fail(ce, "sampling");
+    const bn_cu_adjust_dev d = {s->d_adj, s->d_adj + BN_CU_ADJ_MAX, s->d_adj + 2 * BN_CU_ADJ_MAX,
+                                (const float *)(s->d_adj + 3 * BN_CU_ADJ_MAX), a->n_bias, a->n_pen,
+                                a->repeat_penalty, a->presence, a->frequency};
+    bn_cu_topk(s->st, s->srow, V, &d, k, s->keys1, s->keys);
+    ce = cudaMemcpyAsync(s->h_keys, s->keys, (size_t)k * 8, cudaMemcpyDeviceToHost, s->st);
+    if (ce == cudaSuccess) ce = cudaStreamSynchronize(s->st);
+    if (ce == cudaSuccess) ce = cudaGetLastError();
+    if (ce != cudaSuccess) return bn_cuda_fail(ce, "sampling");
+    int m = 0;
+    while (m < k && s->h_keys[m]) {
+        ids[m] = bn_cu_key_id(s->h_keys[m]);
+        logits[m] = bn_cu_key_logit(s->h_keys[m]);
+        m++;
+    }
+    *n = m;
     return BN_OK;
 }
 

@@ -8,6 +8,7 @@
 #ifndef BN_CUDA_BACKEND_H
 #define BN_CUDA_BACKEND_H
 
+#include "model/logit_adjust.h"
 #include "model/model.h"
 
 typedef struct bn_cuda_state bn_cuda_state;
@@ -25,9 +26,24 @@ void      bn_cuda_free(bn_cuda_state *s);
 /* Same contract as bn_forward_chunk (model/context.h): run n tokens with
  * their sequence ids and positions (already validated), append to the KV
  * caches, and write logits of token i to host row logits[out_rows[i]] when
- * out_rows[i] >= 0. */
+ * out_rows[i] >= 0. With defer, when the requested rows fit one head pass
+ * (<= 64), they stay on the device instead (*deferred = true): read them
+ * with bn_cuda_logits_row or sample them with bn_cuda_top_k, until the next
+ * forward call. */
 bn_status bn_cuda_forward_chunk(bn_cuda_state *s, int n, const int32_t *tokens, const int32_t *seq,
-                                const int32_t *pos, const int32_t *out_rows, float *logits);
+                                const int32_t *pos, const int32_t *out_rows, float *logits, bool defer,
+                                bool *deferred);
+
+/* Copy every deferred row to its host row logits[out_rows[i]] (one copy
+ * per run of consecutive rows, as an eager call would have). */
+bn_status bn_cuda_logits_fetch(bn_cuda_state *s, float *logits);
+
+/* The k (1..BN_TOPK_DEVICE_MAX) best entries of deferred row `row` after adj,
+ * higher logit first, then lower id, entries at -inf or NaN left out:
+ * ids/logits [k], *n of them valid. The device row is not modified.
+ * BN_ERR_UNSUPPORTED (nothing done) when the row or the lists do not fit. */
+bn_status bn_cuda_top_k(bn_cuda_state *s, int32_t row, const bn_logit_adjust *adj, int32_t k, int32_t *ids,
+                        float *logits, int32_t *n);
 
 /* Instrumentation of the persistent batch-1 kernel (bench_cuda_bw): steps
  * single-token launches at positions 0..steps-1 of sequence 0 (the cache is

@@ -146,4 +146,22 @@ void bn_cu_xor80(cudaStream_t st, uint32_t *p, size_t nwords);
 void bn_cu_head_norm(cudaStream_t st, bool pdl, const float *x, int e, const int *rows, int cnt, const float *w, float eps,
                      __half *h);
 
+/* Device top-k of a logits row for sampling (cuda_sample.cu). */
+#define BN_CU_TOPK_MAX BN_TOPK_DEVICE_MAX
+#define BN_CU_TOPK_KEYS 4096 /* candidates merged in the second pass:
+                                blocks(V) x k must fit                     */
+typedef struct bn_cu_adjust_dev {
+    const int   *bias_tok, *pen_tok, *pen_cnt;
+    const float *bias;
+    int          nb, np;
+    float        rp, presence, frequency;
+} bn_cu_adjust_dev;
+int   bn_cu_topk_blocks(int V);
+/* Adjust row in place (bias, penalties), then its best k as keys[0..k)
+ * (0 where fewer than k entries are above -inf); keys1: blocks(V) x k. */
+void  bn_cu_topk(cudaStream_t st, float *row, int V, const bn_cu_adjust_dev *a, int k, unsigned long long *keys1,
+                 unsigned long long *keys);
+float bn_cu_key_logit(unsigned long long key);
+int   bn_cu_key_id(unsigned long long key);
+
 #endif

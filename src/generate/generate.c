@@ -132,15 +132,13 @@ static bn_status accept_token(gen_seq *s, const bn_model_info *mi, const bn_toke
 
 static bn_status sample_seq(gen_seq *s, bn_context *ctx, const bn_model_info *mi,
                             const bn_tokenizer *tok, int32_t n_ctx, double t0) {
-    const float *logits = bn_get_logits(ctx, s->logit_row);
-    if (!logits) return bn_fail(BN_ERR_INTERNAL, "generate: no logits for batch row %d", (int)s->logit_row);
     bn_sample_info info;
     int32_t t;
     const bn_generate_params *p = &s->rq->params;
     /* log-probabilities cost a pass of exp over the vocabulary: only on request */
     bool want_info = p->logprobs || p->n_top_logprobs > 0;
-    bn_status st = bn_sampler_sample(s->rq->sampler, logits, mi->n_vocab, s->hist, s->n_hist,
-                                     p->n_top_logprobs, want_info ? &info : NULL, &t);
+    bn_status st = bn_sample(ctx, s->logit_row, s->rq->sampler, s->hist, s->n_hist, p->n_top_logprobs,
+                             want_info ? &info : NULL, &t);
     if (st) { seq_error(s, st); return BN_OK; } /* this sequence only */
     int32_t cache_len = bn_seq_length(ctx, p->seq_id);
     return accept_token(s, mi, tok, n_ctx, cache_len, t, want_info ? &info : NULL, bn_time_s(), t0);

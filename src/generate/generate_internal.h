@@ -21,6 +21,21 @@ typedef struct bn_cand {
     double  p;     /* unnormalised probability after temperature */
 } bn_cand;
 
+/* The sampler's pipeline from a candidate set chosen elsewhere (the CUDA
+ * backend's top-k): c[0..n) are the n best adjusted logits (bias and
+ * penalties applied), ordered higher logit first, then lower id, exactly as
+ * bn_sampler_sample's own top-k would leave them; greedy takes c[0]. The
+ * draw consumes the sampler's random stream as bn_sampler_sample does, so
+ * both give the same token for the same logits and seed. */
+bn_status bn_sampler_finish(bn_sampler *s, bn_cand *c, int32_t n, int32_t *out_token);
+
+/* The penalized tokens of a history: distinct ids in the repeat window,
+ * in first-seen order, with their counts; 0 when no penalty is on, -1 when
+ * more than cap. (The logit of each is then adjusted as bn_sampler_adjust
+ * does: repeat penalty, then presence + frequency x count.) */
+int32_t bn_sampler_penalized(const bn_sampler *s, const int32_t *history, int32_t n_history, int32_t n_vocab,
+                             int32_t *tokens, int32_t *counts, int32_t cap);
+
 /* ---- text streamer
  * Bytes of each token are pushed; text is released only when it is whole
  * UTF-8 characters and cannot be the start of a stop string. The whole text

@@ -287,6 +287,52 @@ static void fill_info(const float *w, int32_t n_vocab, int32_t token, int32_t n_
     }
 }
 
+/* Softmax with temperature over candidates c[0..n) (n > 0), top-p, min-p,
+ * then one draw; returns the token. */
+static int32_t draw(bn_sampler *s, bn_cand *c, int32_t n) {
+    const bn_sampler_params *p = &s->p;
+    /* softmax with temperature over the survivors (expf: a token below
+     * e^-87 of the best gets 0 and can no longer be drawn; sums in double) */
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++)
+        if (c[i].logit > mx) mx = c[i].logit;
+    const float inv_t = 1.0f / p->temperature;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        float e = isinf(mx) ? (c[i].logit == mx ? 1.0f : 0.0f) : expf((c[i].logit - mx) * inv_t);
+        c[i].p = e;
+        sum += e;
+    }
+    /* top-p: the smallest best-first set whose mass reaches top_p */
+    if (p->top_p < 1.0f && n > 1) n = select_mass(c, n, (double)p->top_p * sum);
+    /* min-p: keep tokens with p >= min_p * p_max (relative, so the
+     * renormalisation after top-p does not matter) */
+    if (p->min_p > 0.0f && n > 1) {
+        double pmax = 0.0;
+        for (int32_t i = 0; i < n; i++)
+            if (c[i].p > pmax) pmax = c[i].p;
+        const double thr = (double)p->min_p * pmax;
+        int32_t m = 0;
+        for (int32_t i = 0; i < n; i++)
+            if (c[i].p >= thr) c[m++] = c[i];
+        n = m;
+    }
+    /* draw: walk the survivors; a rounding overshoot lands on the last
+     * survivor with mass, never on an excluded token */
+    sum = 0.0;
+    for (int32_t i = 0; i < n; i++) sum += c[i].p;
+    const double r = bn_rng_uniform(&s->rng) * sum;
+    int32_t pick = 0;
+    double cum = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        if (c[i].p <= 0.0) continue;
+        pick = i;
+        cum += c[i].p;
+        if (r < cum) break;
+    }
+    return c[pick].id;
+}
+
 /* ---- the sampling pipeline */
 
 bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
@@ -321,48 +367,41 @@ bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
                 if (w[i] > -INFINITY) c[n++] = (bn_cand){i, w[i], 0.0};
         }
         if (n == 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
-        /* softmax with temperature over the survivors (expf: a token below
-         * e^-87 of the best gets 0 and can no longer be drawn; sums in double) */
-        float mx = -INFINITY;
-        for (int32_t i = 0; i < n; i++)
-            if (c[i].logit > mx) mx = c[i].logit;
-        const float inv_t = 1.0f / p->temperature;
-        double sum = 0.0;
-        for (int32_t i = 0; i < n; i++) {
-            float e = isinf(mx) ? (c[i].logit == mx ? 1.0f : 0.0f) : expf((c[i].logit - mx) * inv_t);
-            c[i].p = e;
-            sum += e;
-        }
-        /* top-p: the smallest best-first set whose mass reaches top_p */
-        if (p->top_p < 1.0f && n > 1) n = select_mass(c, n, (double)p->top_p * sum);
-        /* min-p: keep tokens with p >= min_p * p_max (relative, so the
-         * renormalisation after top-p does not matter) */
-        if (p->min_p > 0.0f && n > 1) {
-            double pmax = 0.0;
-            for (int32_t i = 0; i < n; i++)
-                if (c[i].p > pmax) pmax = c[i].p;
-            const double thr = (double)p->min_p * pmax;
-            int32_t m = 0;
-            for (int32_t i = 0; i < n; i++)
-                if (c[i].p >= thr) c[m++] = c[i];
-            n = m;
-        }
-        /* draw: walk the survivors; a rounding overshoot lands on the last
-         * survivor with mass, never on an excluded token */
-        sum = 0.0;
-        for (int32_t i = 0; i < n; i++) sum += c[i].p;
-        const double r = bn_rng_uniform(&s->rng) * sum;
-        int32_t pick = 0;
-        double cum = 0.0;
-        for (int32_t i = 0; i < n; i++) {
-            if (c[i].p <= 0.0) continue;
-            pick = i;
-            cum += c[i].p;
-            if (r < cum) break;
-        }
-        token = c[pick].id;
+        token = draw(s, c, n);
     }
     if (info) fill_info(w, n_vocab, token, n_top, info);
     *out_token = token;
     return BN_OK;
+}
+
+/* ---- the pipeline from a candidate set chosen elsewhere (the GPU) */
+
+bn_status bn_sampler_finish(bn_sampler *s, bn_cand *c, int32_t n, int32_t *out_token) {
+    if (!s || !c || !out_token || n < 0) return bn_fail(BN_ERR_INVALID_ARG, "bn_sampler_finish: bad arguments");
+    if (n == 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
+    *out_token = s->p.temperature <= 0.0f ? c[0].id : draw(s, c, n);
+    return BN_OK;
+}
+
+int32_t bn_sampler_penalized(const bn_sampler *s, const int32_t *history, int32_t n_history, int32_t n_vocab,
+                             int32_t *tokens, int32_t *counts, int32_t cap) {
+    const bn_sampler_params *p = &s->p;
+    const bool any = p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f;
+    if (!any || !history || n_history <= 0 || p->repeat_last_n == 0) return 0;
+    int32_t first = 0;
+    if (p->repeat_last_n > 0 && n_history > p->repeat_last_n) first = n_history - p->repeat_last_n;
+    int32_t n = 0;
+    for (int32_t i = first; i < n_history; i++) {
+        const int32_t t = history[i];
+        if (t < 0 || t >= n_vocab) continue;
+        int32_t j = 0;
+        while (j < n && tokens[j] != t) j++; /* windows are short (64 by default) */
+        if (j == n) {
+            if (n == cap) return -1;
+            tokens[n] = t;
+            counts[n++] = 0;
+        }
+        counts[j]++;
+    }
+    return n;
 }

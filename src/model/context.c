@@ -203,7 +203,33 @@ bn_status bn_context_set_hidden_dump(bn_context *c, float *buf, int32_t max_toke
 
 const float *bn_get_logits(const bn_context *c, int32_t i) {
     if (i < 0 || i >= c->n_tokens_last || c->logit_row[i] < 0) return NULL;
-    return c->logits + (size_t)c->logit_row[i] * (size_t)c->m->hp.n_vocab;
+    const int32_t r = c->logit_row[i];
+    float *row = c->logits + (size_t)r * (size_t)c->m->hp.n_vocab;
+#ifdef BITNET_CUDA
+    /* deferred rows are copied on the first read of any of them, all at
+     * once (one copy for the batch, as before deferral; a sampled row's
+     * candidates were read on the device); the host buffer is a cache of
+     * the device rows, hence the cast */
+    if (c->logits_deferred) {
+        if (bn_cuda_logits_fetch(c->cuda, c->logits) != BN_OK) return NULL;
+        ((bn_context *)c)->logits_deferred = false;
+    }
+#endif
+    return row;
+}
+
+bn_status bn_context_top_k(bn_context *c, int32_t i, const bn_logit_adjust *adj, int32_t k, int32_t *ids,
+                           float *logits, int32_t *n) {
+#ifdef BITNET_CUDA
+    if (c && i >= 0 && i < c->n_tokens_last && c->logit_row[i] >= 0 && c->logits_deferred) {
+        bn_status st = bn_cuda_top_k(c->cuda, c->logit_row[i], adj, k, ids, logits, n);
+        if (st == BN_OK) c->n_device_samples++;
+        return st;
+    }
+#else
+    (void)c, (void)i, (void)adj, (void)k, (void)ids, (void)logits, (void)n;
+#endif
+    return BN_ERR_UNSUPPORTED;
 }
 
 static bn_status ensure_logits(bn_context *c, int32_t n_tokens, int32_t n_rows) {
@@ -215,6 +241,7 @@ static bn_status ensure_logits(bn_context *c, int32_t n_tokens, int32_t n_rows) 
     }
     if ((size_t)n_rows > c->logits_cap) {
         logits_unpin(c);
+        c->logits_deferred = false;
         bn_aligned_free(c->logits);
         const size_t bytes = (size_t)n_rows * (size_t)c->m->hp.n_vocab * sizeof(float);
         c->logits = bn_aligned_alloc(64, bytes);
@@ -278,11 +305,17 @@ bn_status bn_decode(bn_context *c, const bn_batch *b) {
         st = ensure_logits(c, n, n_rows > 0 ? n_rows : 1);
     }
     c->n_tokens_last = st == BN_OK ? n : 0;
+    c->logits_deferred = false;
     for (int c0 = 0; st == BN_OK && c0 < n; c0 += c->n_chunk) {
         const int cn = n - c0 < c->n_chunk ? n - c0 : c->n_chunk;
 #ifdef BITNET_CUDA
         if (c->cuda) {
-            st = bn_cuda_forward_chunk(c->cuda, cn, b->tokens + c0, seq + c0, pos + c0, c->logit_row + c0, c->logits);
+            /* a one-chunk batch (decode steps) leaves its logits on the GPU:
+             * bn_sample then moves k candidates, not whole rows */
+            bool deferred = false;
+            st = bn_cuda_forward_chunk(c->cuda, cn, b->tokens + c0, seq + c0, pos + c0, c->logit_row + c0, c->logits,
+                                       n <= c->n_chunk, &deferred);
+            if (st == BN_OK && deferred) c->logits_deferred = true;
             for (int i = 0; st == BN_OK && i < cn; i++)
                 if (pos[c0 + i] + 1 > c->seq_len[seq[c0 + i]]) c->seq_len[seq[c0 + i]] = pos[c0 + i] + 1;
             continue;

@@ -3,6 +3,7 @@
 #ifndef BN_CONTEXT_H
 #define BN_CONTEXT_H
 
+#include "logit_adjust.h"
 #include "model.h"
 
 struct bn_context {
@@ -48,6 +49,9 @@ struct bn_context {
     float   *logits;       /* [n_rows, n_vocab]                    */
     size_t   logits_cap;   /* rows allocated                       */
     bool     logits_pinned; /* page-locked for the CUDA backend's copies */
+    bool     logits_deferred; /* CUDA: the rows are still on the device
+                                 (copied on the first bn_get_logits) */
+    int64_t  n_device_samples; /* candidate sets chosen on the GPU (tests) */
     int32_t *logit_row;    /* [n_tokens] row index or -1           */
     int32_t  n_tokens_last;
     size_t   logit_row_cap;
@@ -57,6 +61,13 @@ struct bn_context {
     float   *hidden_dump;  /* optional [n_layer+2, max, n_embd]    */
     int32_t  hidden_max;
 };
+
+/* The k best adjusted logits of batch token i, chosen where they are (the
+ * CUDA backend, rows not yet copied to the host): see bn_cuda_top_k.
+ * BN_ERR_UNSUPPORTED (nothing set as error) when the row is on the host or
+ * the request does not fit: sample the host row then. */
+bn_status bn_context_top_k(bn_context *c, int32_t i, const bn_logit_adjust *adj, int32_t k, int32_t *ids,
+                           float *logits, int32_t *n);
 
 /* Run one chunk of tokens through the network (forward.c). tokens, seq,
  * pos: [n]; out_rows[i] >= 0 asks for logits of token i into that row. */

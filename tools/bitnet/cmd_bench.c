@@ -137,6 +137,10 @@ int bn_cmd_bench(int argc, char **argv) {
             for (long i = 0; i < n_gen; i++) {
                 bn_batch b = {.n_tokens = (int32_t)seqs, .tokens = toks, .seq_ids = seq_ids};
                 if (bn_decode(c, &b) != BN_OK) { bn_cli_fail("decode"); goto done; }
+                /* the logits reach the host every step, as for a sampler
+                 * that needs whole rows (on CUDA they would otherwise stay
+                 * on the GPU, uncounted) */
+                if (!bn_get_logits(c, 0)) { bn_cli_fail("logits"); goto done; }
             }
             tg[r] = (double)(n_gen * seqs) / (bn_time_s() - t0);
         }
