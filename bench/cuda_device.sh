@@ -71,7 +71,7 @@ timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/test_cuda
 echo "memcheck rc=$?" | tee -a "$S"
 grep -E "ERROR SUMMARY|checks" "$out/memcheck.log" | tail -3 | tee -a "$S"
 log "compute-sanitizer racecheck test_cuda"
-timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 "$bin/test_cuda" --short >"$out/racecheck.log" 2>&1
+timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 "$bin/test_cuda" --short >"$out/racecheck.log" 2>&1
 echo "racecheck rc=$?" | tee -a "$S"
 grep -E "ERROR SUMMARY|RACECHECK SUMMARY|checks" "$out/racecheck.log" | tail -3 | tee -a "$S"
 log done

@@ -352,10 +352,10 @@ static void test_int8_head(void) {
 }
 
 /* bn_sample on a CUDA context picks greedy / top-k candidates on the GPU:
- * the token must equal the host sampler's on the same row, step after step
+ * the token must equal the host sampler's on the same row, n_steps steps
  * (the same random stream), with bias and penalties, for two sequences
  * decoded together; top-k 0 and log-probabilities read the row instead. */
-static void test_device_sampling(bn_model *m) {
+static void test_device_sampling(bn_model *m, int n_steps) {
     const bn_logit_bias bias[] = {{17, 4.0f}, {23, -INFINITY}, {17, 0.5f}, {V + 5, 9.0f}, {3, -2.0f}};
     struct { float temp, top_p, min_p, rep, pres, freq; int top_k, last_n, n_bias; bool device; } cases[] = {
         {0.0f, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0, 64, 0, true},        /* greedy */
@@ -404,7 +404,7 @@ static void test_device_sampling(bn_model *m) {
             next[q] = td;
         }
         int agree = 0, steps = 0;
-        for (int step = 0; step < 12; step++) {
+        for (int step = 0; step < n_steps; step++) {
             const int32_t toks[2] = {next[0], next[1]}, sid[2] = {0, 1};
             bn_batch b = {.n_tokens = 2, .tokens = toks, .seq_ids = sid};
             CHECK_OK(bn_decode(c, &b));
@@ -487,7 +487,7 @@ int main(int argc, char **argv) {
         g_flags = 0;
         /* the persistent kernel against the separate kernels, bit for bit */
         fprintf(stderr, "-- test_device_sampling\n");
-        test_device_sampling(m);
+        test_device_sampling(m, brief ? 2 : 12);
         fprintf(stderr, "-- test_decode_exact\n");
         test_decode_exact(m, 0, sep, 6, brief ? 9 : 40, "persistent vs separate kernels");
         test_decode_exact(m, 0, sep, 255, brief ? 258 : 270, "persistent vs separate, across a split");
