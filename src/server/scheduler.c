@@ -269,12 +269,15 @@ static bool is_stop_token(const bn_sched *s, int32_t t) {
 static void slot_sample(bn_sched *s, int32_t i) {
     slot *sl = &s->slots[i];
     bn_srv_req *r = sl->req;
-    const float *logits = bn_get_logits(s->ctx, sl->row);
+    const int32_t row = sl->row;
     sl->row = -1;
-    if (!logits) { slot_fail(s, sl, i, BN_ERR_INTERNAL, "no logits for a batch row"); return; }
+    /* log-probabilities (a pass of exp over the vocabulary, and the whole
+     * row) only for requests that asked; the others may be sampled where
+     * the logits are (bn_sample: greedy and top-k on the GPU) */
     bn_sample_info info;
+    memset(&info, 0, sizeof info);
     int32_t t;
-    if (bn_sampler_sample(sl->smp, logits, s->mi.n_vocab, sl->hist, sl->n_hist, r->n_top, &info, &t)) {
+    if (bn_sample(s->ctx, row, sl->smp, sl->hist, sl->n_hist, r->n_top, r->keep_tokens ? &info : NULL, &t)) {
         slot_release(s, sl, BN_FINISH_NONE, BN_ERR_INVALID_ARG, bn_last_error());
         return;
     }
