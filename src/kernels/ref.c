@@ -120,11 +120,13 @@ void bn_ref_rope(float *v, int head_dim, int pos, float theta) {
     }
 }
 
-/* Elementwise float code that is also the fast path: GCC/clang clone it for
- * AVX-512 and AVX2 and pick one at load time (ifunc). Max and products are
+/* Elementwise float code that is also the fast path: GCC clones it for
+ * AVX-512 and AVX2 and picks one at load time (ifunc). Max and products are
  * exact IEEE operations, so every clone gives the same bits; the baseline
- * build alone vectorizes with 4-wide SSE2. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(BN_NO_CLONES)
+ * build alone vectorizes with 4-wide SSE2. Not with clang: its clones need
+ * the attribute on every declaration (callers in other files then fail to
+ * link against the plain name), so clang builds keep the baseline loop. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(BN_NO_CLONES)
 #define BN_ELEMENTWISE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define BN_ELEMENTWISE_CLONES
