@@ -64,8 +64,9 @@ __device__ __forceinline__ void mbar_wait(unsigned long long *bar, unsigned pari
 /* Grid-wide barrier: a counter that only grows (zeroed before each launch);
  * the k-th barrier waits until it reaches k * gridDim.x. The fence before
  * the arrival publishes the block's writes (ordered by __syncthreads); the
- * acquire load orders the block's later reads after everyone's. */
-__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned &target, int variant) {
+ * acquire load orders the block's later reads after everyone's. Split in
+ * two so that a block can issue work between arriving and waiting. */
+__device__ __forceinline__ void grid_arrive(unsigned *bar, unsigned &target, int variant) {
     __syncthreads();
     target += gridDim.x;
     if (threadIdx.x == 0) {
@@ -75,12 +76,20 @@ __device__ __forceinline__ void grid_sync(unsigned *bar, unsigned &target, int v
             __threadfence();
             atomicAdd(bar, 1u);
         }
+    }
+}
+__device__ __forceinline__ void grid_wait(const unsigned *bar, unsigned target) {
+    if (threadIdx.x == 0) {
         unsigned v;
         do {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
         } while (v < target);
     }
     __syncthreads();
+}
+__device__ __forceinline__ void grid_sync(unsigned *bar, unsigned &target, int variant) {
+    grid_arrive(bar, target, variant);
+    grid_wait(bar, target);
 }
 
 __device__ __forceinline__ unsigned long long gtimer() {
@@ -168,9 +177,8 @@ struct bn_rs_src {
 
 /* The next GEMV's row scales (rsrc.n of them, may be 0) go to rs on the
  * way: like the norm weights they do not depend on the activations, so
- * their loads are issued before the row's and all three round trips to
- * L2 overlap (v4.5: issued one after the other, each load's first use
- * stalled its warp, and the phase paid three round trips instead of one). */
+ * their loads are issued before the row's (v4.5: measured neutral against
+ * loading them in series; kept because it is the simpler data flow). */
 template <int VPT>
 __device__ void p_norm_quant(const float *x, const float *up, int act, const float *w, int k, int kp, float eps,
                              int8_t *q, float &xs, int &xsum, float *sh, int *ish, float *buf, bn_rs_src rsrc,
@@ -346,24 +354,9 @@ __device__ __forceinline__ void refill_and_sync(uint4 *slot, const bn_cu_linear 
         return;
     }
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); /* the slot's reads before the copy's writes */
-    __syncthreads();
-    target += gridDim.x;
-    if (threadIdx.x == 0) {
-        if (var & 1) {
-            asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
-        } else {
-            __threadfence();
-            atomicAdd(bar, 1u);
-        }
-    }
+    grid_arrive(bar, target, var);
     prefetch(slot, Ln, tma, mb, pair);
-    if (threadIdx.x == 0) {
-        unsigned v;
-        do {
-            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
-        } while (v < target);
-    }
-    __syncthreads();
+    grid_wait(bar, target);
 }
 
 /* The block's rows of y = W q from the slice in shared memory (k_tgemv's
@@ -429,8 +422,6 @@ __device__ void p_gemv(const uint4 *ws, const bn_cu_linear &L, const int8_t *qs,
     else p_gemv_lpr<32, ADD, PAIR>(ws, L, qs, xs, xsum, rs, xo, y, scr, act);
 }
 
-/* The row scales of the block's rows into shared memory, issued at the
- * start of a phase so their latency hides behind the norm's loads. */
 /* Norm + quantization of a phase's input, with this block's row scales of
  * the linear L that reads it loaded on the way. */
 __device__ __forceinline__ void p_norm_for(const bn_cu_linear &L, const float *x, const float *up, int act,

@@ -32,5 +32,15 @@ static __device__ __forceinline__ T block_reduce(T v, T *sh, T identity) {
 static __device__ float block_sum(float v, float *sh) { return block_reduce<float, warp_sum>(v, sh, 0.0f); }
 static __device__ float block_max(float v, float *sh) { return block_reduce<float, warp_max>(v, sh, -INFINITY); }
 static __device__ int block_isum(int v, int *sh) { return block_reduce<int, warp_isum>(v, sh, 0); }
+static __device__ __forceinline__ unsigned long long warp_umax64(unsigned long long v) {
+    for (int o = 16; o; o >>= 1) {
+        const unsigned long long w = __shfl_xor_sync(0xffffffffu, v, o);
+        v = w > v ? w : v;
+    }
+    return v;
+}
+static __device__ unsigned long long block_umax64(unsigned long long v, unsigned long long *sh) {
+    return block_reduce<unsigned long long, warp_umax64>(v, sh, 0ull);
+}
 
 #endif

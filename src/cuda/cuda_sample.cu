@@ -5,6 +5,7 @@
  * finishes the pipeline (softmax with temperature, top-p, min-p, the draw)
  * on those k candidates with the same code as for a host row. */
 #include "cuda_internal.cuh"
+#include "cuda_reduce.cuh"
 
 #include <string.h>
 
@@ -73,39 +74,23 @@ __global__ void __launch_bounds__(TK_T) k_topk_merge(const unsigned long long *i
 }
 
 /* k = 1 (greedy): the largest key, a reduction instead of a sort. */
-__device__ __forceinline__ unsigned long long block_max_key(unsigned long long v) {
-    __shared__ unsigned long long sw[TK_T / 32];
-    for (int o = 16; o; o >>= 1) {
-        const unsigned long long w = __shfl_xor_sync(0xffffffffu, v, o);
-        v = w > v ? w : v;
-    }
-    if ((threadIdx.x & 31) == 0) sw[threadIdx.x >> 5] = v;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        v = threadIdx.x < TK_T / 32 ? sw[threadIdx.x] : 0ull;
-        for (int o = 16; o; o >>= 1) {
-            const unsigned long long w = __shfl_xor_sync(0xffffffffu, v, o);
-            v = w > v ? w : v;
-        }
-    }
-    return v;
-}
-
 __global__ void __launch_bounds__(TK_T) k_argmax_blocks(const float *row, int V, unsigned long long *out) {
+    __shared__ unsigned long long sh[32];
     const int base = blockIdx.x * TK_CHUNK;
     unsigned long long v = 0ull;
     for (int i = threadIdx.x; i < TK_CHUNK && base + i < V; i += TK_T) {
         const unsigned long long k = cand_key(row[base + i], base + i);
         v = k > v ? k : v;
     }
-    v = block_max_key(v);
+    v = block_umax64(v, sh);
     if (threadIdx.x == 0) out[blockIdx.x] = v;
 }
 
 __global__ void __launch_bounds__(TK_T) k_argmax_merge(const unsigned long long *in, int n, unsigned long long *out) {
+    __shared__ unsigned long long sh[32];
     unsigned long long v = 0ull;
     for (int i = threadIdx.x; i < n; i += TK_T) v = in[i] > v ? in[i] : v;
-    v = block_max_key(v);
+    v = block_umax64(v, sh);
     if (threadIdx.x == 0) out[0] = v;
 }
 

@@ -287,6 +287,10 @@ static void fill_info(const float *w, int32_t n_vocab, int32_t token, int32_t n_
     }
 }
 
+static bn_status all_banned(void) {
+    return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
+}
+
 /* Softmax with temperature over candidates c[0..n) (n > 0), top-p, min-p,
  * then one draw; returns the token. */
 static int32_t draw(bn_sampler *s, bn_cand *c, int32_t n) {
@@ -354,7 +358,7 @@ bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
         int32_t best = -1;
         for (int32_t i = 0; i < n_vocab; i++)
             if (w[i] > -INFINITY && (best < 0 || w[i] > w[best])) best = i;
-        if (best < 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
+        if (best < 0) return all_banned();
         token = best;
     } else {
         /* candidates: every token whose adjusted logit is a number above
@@ -366,7 +370,7 @@ bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
             for (int32_t i = 0; i < n_vocab; i++)
                 if (w[i] > -INFINITY) c[n++] = (bn_cand){i, w[i], 0.0};
         }
-        if (n == 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
+        if (n == 0) return all_banned();
         token = draw(s, c, n);
     }
     if (info) fill_info(w, n_vocab, token, n_top, info);
@@ -378,7 +382,7 @@ bn_status bn_sampler_sample(bn_sampler *s, const float *logits, int32_t n_vocab,
 
 bn_status bn_sampler_finish(bn_sampler *s, bn_cand *c, int32_t n, int32_t *out_token) {
     if (!s || !c || !out_token || n < 0) return bn_fail(BN_ERR_INVALID_ARG, "bn_sampler_finish: bad arguments");
-    if (n == 0) return bn_fail(BN_ERR_INVALID_ARG, "sampler: every token is banned (all logits are -inf or NaN)");
+    if (n == 0) return all_banned();
     *out_token = s->p.temperature <= 0.0f ? c[0].id : draw(s, c, n);
     return BN_OK;
 }
